@@ -1,0 +1,1 @@
+"""Core specs: one module per core, each exporting ``SPECS``."""

@@ -1,8 +1,9 @@
 """The generic cocotb stream bench, run inside the simulator by :func:`spikeforge.sim.harness.run_rtl`.
 
-It reads a job file (``$SPIKEFORGE_JOB``): payload ints per input stream and the number of beats
-expected per output stream. One coroutine does all the work, one ``FallingEdge`` per cycle:
-it reads the registered ``*_fire`` flags of :class:`~spikeforge.sim.harness.HarnessTop` to learn
+It reads a job file (``$SPIKEFORGE_JOB``): payload ints per input stream, in phases, and the
+number of beats expected per output stream. A phase starts only once every input beat of the
+phase before has been accepted (e.g. weight writes, then data). One coroutine does all the work,
+one ``FallingEdge`` per cycle: it reads the registered ``*_fire`` flags of :class:`~spikeforge.sim.harness.HarnessTop` to learn
 which transfers happened on the last rising edge, then drives the next valid/payload/ready.
 
 Valid gaps and ready backpressure are seeded and come in phases of random length, each phase
@@ -46,9 +47,10 @@ async def run_streams(dut):
         job = json.load(f)
     rng = np.random.default_rng(job["seed"])
     steady = not job["gaps"]
+    phases = job["phases"]
     ins = []
-    for name, beats in job["inputs"].items():
-        ins.append({"beats": beats, "idx": 0, "driven": False,
+    for name in phases[0]:
+        ins.append({"beats": phases[0][name], "idx": 0, "driven": False,
                     "payload": getattr(dut, f"{name}_payload"), "valid": getattr(dut, f"{name}_valid"),
                     "fire": getattr(dut, f"{name}_fire"), "pat": _Pattern(rng, steady),
                     "cycles": [], "name": name})
@@ -71,6 +73,7 @@ async def run_streams(dut):
     dut.rst.value = 0
 
     max_cycles = job["max_cycles"]
+    phase = 0
     drain = None
     timed_out = False
     cycle = 0
@@ -96,7 +99,13 @@ async def run_streams(dut):
                     s["driven"] = True
                 else:
                     s["valid"].value = 0
-        all_in = all(s["idx"] >= len(s["beats"]) for s in ins)
+        all_in = all(s["idx"] >= len(s["beats"]) and not s["driven"] for s in ins)
+        if all_in and phase + 1 < len(phases):
+            # Every beat of this phase was accepted: the next phase starts on the next cycle.
+            phase += 1
+            for s in ins:
+                s["beats"], s["idx"] = phases[phase][s["name"]], 0
+            all_in = False
         all_out = all(len(o["got"]) >= o["expected"] for o in outs)
         if drain is None and all_in and all_out:
             drain = 64          # keep going a little: extra output beats must be seen too

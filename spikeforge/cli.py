@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -51,8 +52,11 @@ def cmd_verilog(args):
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
+    try:
+        tmp.write_text(text)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     print(f"wrote {out} ({len(text.splitlines())} lines)")
     return 0
 
@@ -81,6 +85,8 @@ def cmd_sim(args):
     if steps < 1:
         raise UsageError(f"--steps must be positive, not {steps}")
     core = _build_core(spec, params)   # validate before any long work
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)   # so is --out
     s = simulate(spec, params, steps=steps, seed=args.seed, out_dir=args.out, waves=args.waves,
                  gaps=not args.no_gaps, progress=lambda m: print(m, flush=True), core=core)
     _print_summary(s)
@@ -155,9 +161,33 @@ def cmd_build(args):
     return 0
 
 
+def cmd_program(args):
+    import shutil
+    import subprocess
+    from spikeforge.firmware.cli import program_command
+    try:
+        cmd = program_command(args.board, args.bitstream, flash=args.flash, cable=args.cable)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if not Path(args.bitstream).is_file():
+        raise UsageError(f"no bitstream at {args.bitstream}")
+    print(" ".join(cmd))
+    if shutil.which(cmd[0]) is None:
+        print(f"({cmd[0]} is not installed: run the command above where it is)")
+        return 0
+    return subprocess.call(cmd)
+
+
 def cmd_demo(args):
     from spikeforge.demo import run_demo
     return run_demo(out=args.out, build=not args.no_build, seed=args.seed)
+
+
+def _os_path(exc):
+    """The user's path behind an OSError: an atomic writer's ``.NAME[.xxxx].tmp`` is NAME."""
+    path = Path(str(exc.filename2 or exc.filename or "?"))
+    tmp = re.fullmatch(r"\.(.+?)(\.[0-9a-f]+)?\.tmp", path.name)
+    return path.with_name(tmp.group(1)) if tmp else path
 
 
 def main(argv=None):
@@ -211,17 +241,35 @@ def main(argv=None):
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_build)
 
+    # `run` has its own parser (firmware/cli.py); listed here for --help, dispatched below.
+    sub.add_parser("run", help="run a core behind the UART bridge (board or simulation)")
+
+    p = sub.add_parser("program", help="load a bitstream with openFPGALoader (prints the command)")
+    p.add_argument("--board", default="ulx3s-85f")
+    p.add_argument("bitstream")
+    p.add_argument("--flash", action="store_true", help="write the SPI flash instead of SRAM")
+    p.add_argument("--cable", help="openFPGALoader cable for boards without an on-board programmer")
+    p.set_defaults(fn=cmd_program)
+
     p = sub.add_parser("demo", help="every core simulated and compared, the default design built")
     p.add_argument("--out", default="demo-out")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-build", action="store_true", help="skip the bitstream build")
     p.set_defaults(fn=cmd_demo)
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["run"]:
+        from spikeforge.firmware.cli import run_main
+        return run_main(argv[1:])
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
     except (UsageError, ParamError) as exc:
         print(f"spikeforge: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # A path that cannot be read or written (missing folder, a directory, no permission).
+        print(f"spikeforge: error: {_os_path(exc)}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

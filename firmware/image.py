@@ -66,6 +66,7 @@ def save_image(path, *, core: str, params: dict, memories: dict, specs: dict) ->
     os.close(fd)
     try:
         np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        os.chmod(tmp, 0o644)    # mkstemp creates 0600; an image is an ordinary shared file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

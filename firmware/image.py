@@ -14,12 +14,12 @@ through a core's write stream. Writes are atomic: no half-written image is ever 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from spikeforge.sim.trace import atomic_path
 
 __all__ = ["ImageError", "MemorySpec", "save_image", "load_image"]
 
@@ -62,16 +62,8 @@ def save_image(path, *, core: str, params: dict, memories: dict, specs: dict) ->
             "memories": {n: {"shape": list(specs[n][0]), "lo": specs[n][1], "hi": specs[n][2]}
                          for n in specs}}
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        np.savez_compressed(tmp, meta=np.array(json.dumps(meta)), **arrays)
-        os.chmod(tmp, 0o644)    # mkstemp creates 0600; an image is an ordinary shared file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as (_, f):
+        np.savez_compressed(f, meta=np.array(json.dumps(meta)), **arrays)
     return path
 
 

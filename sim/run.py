@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -14,6 +12,7 @@ from spikeforge.cores import CoreSpec
 
 from .harness import run_rtl
 from .payload import Codec
+from .trace import atomic_path
 
 __all__ = ["simulate", "write_json_atomic"]
 
@@ -22,16 +21,8 @@ def write_json_atomic(path: Path, obj) -> None:
     """Write JSON so that a reader never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as (_, f):
+        f.write((json.dumps(obj, indent=2) + "\n").encode())
 
 
 def _jsonable(params: dict) -> dict:

@@ -64,7 +64,13 @@ def verilator_env() -> dict:
     # given through MAKEFLAGS overrides the makefile's own assignment.
     flags = env.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
-        env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        flags += " CFG_CXXFLAGS_PCH_I=-include"
+    # Benches are short and builds are many: compile time matters more than model speed.
+    # Verilator's runtime library and the slow-path code gain little from optimisation.
+    for var, value in (("OPT_FAST", "-O1"), ("OPT_SLOW", "-O0"), ("OPT_GLOBAL", "-O0")):
+        if f"{var}=" not in flags:
+            flags += f" {var}={value}"
+    env["MAKEFLAGS"] = flags.strip()
     return env
 
 

@@ -1,0 +1,355 @@
+"""Softmax-free spiking attention (SFSA, BiSpikCLM) with a KV cache and a binary causal mask.
+
+The equations, the state, the cache policy and the timing are on :class:`SFSA`.
+"""
+
+from numbers import Integral
+
+from amaranth.hdl import *
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .ternary_linear import _tree_sum, popcount
+
+__all__ = ["SFSA", "SFSA_PARAMS", "check_sfsa_params", "sfsa_widths"]
+
+#: Names of the SFSA parameters, in the order they are validated.
+SFSA_PARAMS = ("d", "L", "T", "strict", "frac", "attn_theta", "attn_beta", "out_theta",
+               "out_beta")
+
+
+def _int(name, value, lo, hi):
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(f"sfsa parameter {name!r} must be an integer, not {value!r}")
+    value = int(value)
+    if not lo <= value <= hi:
+        raise ValueError(f"sfsa parameter {name!r} must be in {lo}..{hi}, not {value}")
+    return value
+
+
+def check_sfsa_params(**params):
+    """Validate a full SFSA parameter set; return it normalised to plain ints and bools.
+
+    Raises :exc:`TypeError` or :exc:`ValueError` naming the parameter and the bad value.
+    """
+    missing = [name for name in SFSA_PARAMS if name not in params]
+    if missing:
+        raise TypeError(f"sfsa parameters missing: {', '.join(missing)}")
+    unknown = sorted(set(params) - set(SFSA_PARAMS))
+    if unknown:
+        raise TypeError(f"sfsa has no parameter {unknown[0]!r}")
+    out = {"d": _int("d", params["d"], 1, 1024), "L": _int("L", params["L"], 1, 4096),
+           "T": _int("T", params["T"], 1, 64)}
+    if not isinstance(params["strict"], bool):
+        raise TypeError(f"sfsa parameter 'strict' must be a bool, not {params['strict']!r}")
+    out["strict"] = params["strict"]
+    out["frac"] = frac = _int("frac", params["frac"], 0, 16)
+    for name in ("attn_theta", "out_theta"):
+        out[name] = _int(name, params[name], 1, 65535)
+    for name in ("attn_beta", "out_beta"):
+        out[name] = _int(name, params[name], 0, 2 ** frac)
+    return out
+
+
+def sfsa_widths(*, d, L, T, attn_theta, out_theta, **_):
+    """Signed membrane widths ``(attn, out)`` that can hold every reachable membrane.
+
+    An attention membrane stays in ``-attn_theta..T*d`` and an output membrane in
+    ``-out_theta..T*L`` (leak factors are at most 1, inputs are non-negative, and a spike
+    subtracts theta only from a membrane at or above theta), so neither ever saturates.
+    """
+    return (max(T * d, attn_theta).bit_length() + 1, max(T * L, out_theta).bit_length() + 1)
+
+
+def _naf(b):
+    """Non-adjacent form of b >= 0: ``[(shift, +1 or -1), ...]`` with b = sum(sign << shift)."""
+    digits, k = [], 0
+    while b:
+        if b & 1:
+            d = 2 - (b & 3)
+            digits.append((k, d))
+            b -= d
+        b >>= 1
+        k += 1
+    return digits
+
+
+def _leak(beta, value, frac):
+    """floor(beta*value / 2^frac) from shifts and adds of the constant beta (no multiplier)."""
+    digits = _naf(beta)
+    if not digits:
+        return C(0, 1)
+    pos = [value << shift for shift, sign in digits if sign > 0]
+    neg = [value << shift for shift, sign in digits if sign < 0]
+    total = sum(pos[1:], pos[0])
+    for term in neg:
+        total = total - term
+    return total >> frac
+
+
+class SFSA(wiring.Component):
+    """One head of softmax-free spiking attention, streaming token by token.
+
+    A token at position ``i`` (counted from the sequence start) arrives as ``T`` step beats
+    ``t = 0..T-1``, each with binary ``Q_i,t``, ``K_i,t``, ``V_i,t`` of ``d`` bits. For each
+    step::
+
+        window  W_i = {j : max(0, i-L+1) <= j <= i}      (strict: max(0, i-L) <= j <= i-1)
+        score   x_ij,t = popcount(Q_i,t AND K_j,t)         for j in W_i
+        attn    U_ij,t = floor(attn_beta*U_ij,t-1 / 2^frac) + x_ij,t - A_ij,t-1*attn_theta
+                A_ij,t = [U_ij,t >= attn_theta]
+        value   O_i,t[c] = sum_{j in W_i} A_ij,t * V_j,t[c]
+        output  M_i,t[c] = floor(out_beta*M_i,t-1[c] / 2^frac) + O_i,t[c] - S_i,t-1[c]*out_theta
+                S_i,t[c] = [M_i,t[c] >= out_theta]
+
+    with ``U_ij,-1 = A_ij,-1 = M_i,-1 = S_i,-1 = 0``: the BiSpikCLM neuron (the LIF's
+    ``bispikclm`` preset: binary, subtractive reset by theta, one leak) on every attention pair
+    ``(i, j)`` and every output channel ``(i, c)``, each carrying its membrane across the ``T``
+    steps of token ``i`` only. ``S_i,t`` is the output beat of step ``(i, t)``.
+
+    KV cache: ``K_i,t``, ``V_i,t`` are stored at slot ``i mod L`` of a block-RAM cache of
+    ``L*T`` entries. From position ``L`` on (``L+1`` strict) the window slides: the oldest key
+    drops out, so a token always attends to at most ``L`` keys (the last ``L`` positions up to
+    and including ``i``, or strictly before ``i``). With ``strict`` the token at position 0
+    attends to nothing (``O = 0``).
+
+    Parameters
+    ----------
+    d : int
+        Head dimension, 1..1024.
+    L : int
+        Keys attended at most (cache slots), 1..4096.
+    T : int
+        Time steps per token, 1..64.
+    strict : bool
+        Mask ``j < i`` instead of ``j <= i``.
+    frac : int
+        Fraction bits F of both leaks, 0..16.
+    attn_theta, out_theta : int
+        Thresholds of the attention and output neurons, 1..65535. The paper has no scale before
+        the attention neuron; ``attn_theta`` plays that role.
+    attn_beta, out_beta : int
+        Leak numerators in ``0..2^frac`` (``beta / 2^frac``).
+
+    Members
+    -------
+    i : ``In(stream.Signature(StructLayout({"q": ArrayLayout(1, d), "k": ArrayLayout(1, d), "v": ArrayLayout(1, d), "first": 1, "last": 1})))``
+        One beat per step, steps of a token in order ``t = 0..T-1``, tokens in order. ``first``
+        starts a sequence (position 0, step 0, whatever came before: the cache is emptied).
+        ``last`` only travels to the output.
+    o : ``Out(stream.Signature(StructLayout({"s": ArrayLayout(1, d), "first": 1, "last": 1})))``
+        One beat per input beat, in order: the output spikes ``S_i,t``; ``first``/``last``
+        copied.
+
+    Widths: scores ``0..d``; counts ``0..L``; membranes sized by :func:`sfsa_widths`, so
+    nothing saturates or wraps.
+
+    Timing: a step with ``n`` keys in its window occupies the key pipeline for
+    ``max(n, hazard_window)`` cycles (:attr:`hazard_window` = 2: a pair's membrane is written
+    back 2 cycles after it is read) and the next step is accepted in the last of them. At full
+    throughput a token at position ``i`` therefore costs ``T * max(n_i, 2)`` cycles with
+    ``n_i = min(i+1, L)`` (strict: ``min(i, L)``); ``d`` does not enter (one key per cycle, the
+    ``d``-bit AND and popcount in parallel). Step ``(i, t)`` leaves :attr:`latency` = 7 cycles
+    after its last key cycle (cache read, AND, slice popcounts and state read, score and leak,
+    attention spike and write-back, accumulation, output neurons). The pipeline stalls as a
+    whole while ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``; ``i.ready``
+    depends on neither ``i.valid`` nor the payload.
+
+    Reset: the first beat after reset starts a sequence whether or not ``first`` is set. The
+    memories need no clearing: nothing outside the current sequence's window is ever read.
+    """
+
+    #: Cycles from the last key cycle of a step to its output beat being valid.
+    latency = 7
+    #: Minimum cycles per step: a pair's membrane is written back 2 cycles after it is read.
+    hazard_window = 2
+
+    def __init__(self, **params):
+        params = check_sfsa_params(**params)
+        self.params = params
+        for key, value in params.items():
+            setattr(self, key, value)
+        self.attn_width, self.out_width = sfsa_widths(**params)
+        bits = data.ArrayLayout(1, self.d)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "q": bits, "k": bits, "v": bits, "first": 1, "last": 1}))),
+            "o": Out(stream.Signature(data.StructLayout({"s": bits, "first": 1, "last": 1}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        d, L, T, H, F = self.d, self.L, self.T, self.hazard_window, self.frac
+        aw, ow = self.attn_width, self.out_width
+        cw = L.bit_length()          # counts 0..L
+
+        m.submodules.kv = kv = Memory(shape=2 * d, depth=L * T, init=[])
+        kv_wr = kv.write_port()
+        # Not transparent: a key overwritten in the cycle it is read is still read as the old
+        # one, which the sliding window relies on (see the write timing below).
+        kv_rd = kv.read_port()
+        pair = data.StructLayout({"u": signed(aw), "a": 1})
+        m.submodules.mem = mem = Memory(shape=pair, depth=L, init=[])
+        mem_wr = mem.write_port()
+        mem_rd = mem.read_port(transparent_for=(mem_wr,))
+
+        advance = Signal()
+        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+
+        # Sequence position of the next beat; after reset it starts a sequence.
+        t_next = Signal(range(T))
+        slot_next = Signal(range(L))
+        pos_next = Signal(range(L + 1))      # min(i, L)
+        start_next = Signal(init=1)
+        beat_t, beat_slot, beat_pos = Signal.like(t_next), Signal.like(slot_next), \
+            Signal.like(pos_next)
+        restart = Signal()
+        m.d.comb += restart.eq(self.i.payload.first | start_next)
+        m.d.comb += [beat_t.eq(Mux(restart, 0, t_next)), beat_slot.eq(Mux(restart, 0, slot_next)),
+                     beat_pos.eq(Mux(restart, 0, pos_next))]
+        if self.strict:
+            beat_n = beat_pos
+        else:
+            beat_n = Mux(beat_pos == L, L, beat_pos + 1)
+        base_of = Array(C(t * L, range(L * T)) for t in range(T))
+
+        # Issue stage: one cycle per key of the window, padded to H cycles.
+        busy = Signal()
+        cnt = Signal(range(max(L, H) + 1))
+        n = Signal(range(L + 1))
+        base = Signal(range(L * T))
+        cur = Signal(data.StructLayout({"q": d, "fresh": 1, "first": 1, "last": 1,
+                                        "wslot": range(L), "kv": 2 * d}))
+        last_issue = Signal()
+        m.d.comb += last_issue.eq(busy & (cnt == 1))
+        m.d.comb += self.i.ready.eq(advance & (~busy | last_issue))
+        accept = Signal()
+        m.d.comb += accept.eq(self.i.valid & self.i.ready)
+
+        key = Signal()
+        slot = Signal(range(L))
+        m.d.comb += [key.eq(busy & (cnt <= n) & (n != 0)), slot.eq(n - cnt)]
+        m.d.comb += [kv_rd.en.eq(advance), kv_rd.addr.eq(base + slot)]
+
+        payload_kv = Cat(Value.cast(self.i.payload.k), Value.cast(self.i.payload.v))
+        if self.strict:
+            # K_i,t joins the cache after its own step has read the window (the slot it takes
+            # holds K_{i-L},t, read in that same cycle as the old value).
+            m.d.comb += [kv_wr.en.eq(advance & last_issue),
+                         kv_wr.addr.eq(base + cur.wslot), kv_wr.data.eq(cur.kv)]
+        else:
+            # K_i,t joins before its step reads the window; a previous step still reading the
+            # slot in this cycle gets the old key.
+            m.d.comb += [kv_wr.en.eq(accept), kv_wr.addr.eq(base_of[beat_t] + beat_slot),
+                         kv_wr.data.eq(payload_kv)]
+
+        # Every stage carries the step's flags along.
+        flags = {"valid": 1, "key": 1, "end": 1, "slot": range(L), "fresh": 1, "first": 1,
+                 "last": 1}
+
+        def stage(name, **fields):
+            return Signal(data.StructLayout({**flags, **fields}), name=name)
+
+        def follow(dst, src):
+            return [getattr(dst, f).eq(getattr(src, f)) for f in flags]
+
+        p1 = stage("p1", q=d)
+        with m.If(advance):
+            m.d.sync += [p1.valid.eq(key | (last_issue & (n == 0))), p1.key.eq(key),
+                         p1.end.eq(last_issue), p1.slot.eq(slot), p1.q.eq(cur.q),
+                         p1.fresh.eq(cur.fresh), p1.first.eq(cur.first), p1.last.eq(cur.last)]
+            with m.If(busy):
+                m.d.sync += cnt.eq(cnt - 1)
+                with m.If(last_issue):
+                    m.d.sync += busy.eq(0)
+            with m.If(accept):
+                m.d.sync += [
+                    busy.eq(1), n.eq(beat_n), cnt.eq(Mux(beat_n > H, beat_n, H)),
+                    base.eq(base_of[beat_t]),
+                    cur.q.eq(self.i.payload.q), cur.fresh.eq(beat_t == 0),
+                    cur.first.eq(self.i.payload.first), cur.last.eq(self.i.payload.last),
+                    cur.wslot.eq(beat_slot), cur.kv.eq(payload_kv),
+                    start_next.eq(0),
+                ]
+                with m.If(beat_t == T - 1):
+                    m.d.sync += [t_next.eq(0),
+                                 slot_next.eq(Mux(beat_slot == L - 1, 0, beat_slot + 1)),
+                                 pos_next.eq(Mux(beat_pos == L, L, beat_pos + 1))]
+                with m.Else():
+                    m.d.sync += [t_next.eq(beat_t + 1), slot_next.eq(beat_slot),
+                                 pos_next.eq(beat_pos)]
+
+        # p1: the key and value arrive from the cache.
+        p2 = stage("p2", qk=d, v=d)
+        with m.If(advance):
+            m.d.sync += follow(p2, p1) + [p2.qk.eq(p1.q & kv_rd.data[:d]),
+                                          p2.v.eq(Mux(p1.key, kv_rd.data[d:], 0))]
+
+        # p2: popcounts of 8-bit slices of Q AND K. The pair's state is read here, so that it
+        # is written back (p4) two cycles after it is read.
+        slices = [p2.qk[j:j + 8] for j in range(0, d, 8)]
+        p3 = stage("p3", parts=data.ArrayLayout(4, len(slices)), v=d)
+        m.d.comb += [mem_rd.en.eq(advance), mem_rd.addr.eq(p2.slot)]
+        with m.If(advance):
+            m.d.sync += follow(p3, p2) + [p3.v.eq(p2.v)]
+            for j, part in enumerate(slices):
+                m.d.sync += p3.parts[j].eq(popcount(part))
+
+        # p3: the score; leak and reset of the pair's membrane (zero at t = 0), and the same
+        # minus theta, so that p4 fires on a sign instead of a second comparison.
+        # Each is one adder after the leak: the block-RAM output leaves little time.
+        prev = mem_rd.data
+        leak = _leak(self.attn_beta, prev.u, F)
+        theta = self.attn_theta
+        upart = Mux(p3.fresh, 0, leak + Mux(prev.a, -theta, 0))
+        umt = Mux(p3.fresh, -theta, leak + Mux(prev.a, -2 * theta, -theta))
+        p4 = stage("p4", score=range(d + 1), upart=signed(aw + 1), umt=signed(aw + 2), v=d)
+        with m.If(advance):
+            m.d.sync += follow(p4, p3) + [
+                p4.score.eq(_tree_sum([p3.parts[j] for j in range(len(slices))])),
+                p4.upart.eq(upart), p4.umt.eq(umt), p4.v.eq(p3.v)]
+
+        # p4: the attention spike and its write-back (rewriting it while stalled is harmless).
+        u = Signal(signed(aw + 2))
+        a = Signal()
+        m.d.comb += [u.eq(p4.upart + p4.score), a.eq(p4.key & (p4.umt + p4.score >= 0))]
+        m.d.comb += [mem_wr.en.eq(p4.valid & p4.key), mem_wr.addr.eq(p4.slot),
+                     mem_wr.data.u.eq(u), mem_wr.data.a.eq(a)]
+        p5 = stage("p5", a=1, v=d)
+        with m.If(advance):
+            m.d.sync += follow(p5, p4) + [p5.a.eq(a), p5.v.eq(p4.v)]
+
+        # p5: O accumulated over the window; the step's total goes on at its last key.
+        acc = Signal(data.ArrayLayout(cw, d))
+        p6 = Signal(data.StructLayout({"valid": 1, "o": data.ArrayLayout(cw, d), "fresh": 1,
+                                       "first": 1, "last": 1}))
+        with m.If(advance):
+            m.d.sync += p6.valid.eq(p5.valid & p5.end)
+            with m.If(p5.valid):
+                for c in range(d):
+                    total = acc[c] + (p5.a & p5.v[c])
+                    m.d.sync += [acc[c].eq(Mux(p5.end, 0, total)), p6.o[c].eq(total)]
+                m.d.sync += [p6.fresh.eq(p5.fresh), p6.first.eq(p5.first),
+                             p6.last.eq(p5.last)]
+
+        # p6: the output neurons. Their state changes at most once per step (>= H cycles
+        # apart), so leak and reset are precomputed from it in a register of their own.
+        mo = Signal(data.ArrayLayout(signed(ow), d))
+        so = Signal(d)
+        opart = Signal(data.ArrayLayout(signed(ow + 1), d))
+        omt = Signal(data.ArrayLayout(signed(ow + 2), d))
+        for c in range(d):
+            leak = _leak(self.out_beta, mo[c], F)
+            m.d.sync += [opart[c].eq(leak + Mux(so[c], -self.out_theta, 0)),
+                         omt[c].eq(leak + Mux(so[c], -2 * self.out_theta, -self.out_theta))]
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(p6.valid)
+            with m.If(p6.valid):
+                m.d.sync += [self.o.payload.first.eq(p6.first), self.o.payload.last.eq(p6.last)]
+                for c in range(d):
+                    total = Mux(p6.fresh, 0, opart[c]) + p6.o[c]
+                    spike = Mux(p6.fresh, -self.out_theta, omt[c]) + p6.o[c] >= 0
+                    m.d.sync += [mo[c].eq(total), so[c].eq(spike),
+                                 self.o.payload.s[c].eq(spike)]
+        return m

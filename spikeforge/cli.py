@@ -244,6 +244,7 @@ def main(argv=None):
     # `run` and `word2spike` have their own parsers; listed here for --help, dispatched below.
     sub.add_parser("run", help="run a core behind the UART bridge (board or simulation)")
     sub.add_parser("word2spike", help="the Word2Spike paper's table on real word embeddings")
+    sub.add_parser("formal", help="SymbiYosys proofs of a core's stream and range properties")
 
     p = sub.add_parser("program", help="load a bitstream with openFPGALoader (prints the command)")
     p.add_argument("--board", default="ulx3s-85f")
@@ -262,6 +263,9 @@ def main(argv=None):
     if argv[:1] == ["run"]:
         from spikeforge.firmware.cli import run_main
         return run_main(argv[1:])
+    if argv[:1] == ["formal"]:
+        from spikeforge.sim.formal import formal_main
+        return formal_main(argv[1:])
     if argv[:1] == ["word2spike"]:
         from spikeforge.word2spike import main as w2s_main
         return w2s_main(argv[1:])

@@ -66,7 +66,8 @@ class FormalSpec:
     input by design; ``bound=None``: no counting). ``invariants(core, probe)``
     returns ``[(description, Value)]``, each asserted in every cycle; ``probe`` gives access to
     the core's internal signals (:class:`Probe`), and ``probe.inflight`` is ``in - out``.
-    ``cover_depth``: cycles within which an output beat must be reachable.
+    ``cover_depth``: cycles within which an output beat must be reachable. Every ``signed(2)``
+    output field is taken for a ternary value: choose cases where that holds.
     """
 
     cases: list = field(default_factory=lambda: [{}])
@@ -377,7 +378,7 @@ FORMAL: dict[str, FormalSpec] = {
         # w_width 3: no 2-bit signed output field that is not a ternary value.
         cases=[{"n": 2, "x_width": 2, "n_t": 1, "n_c": 1, "p": 1, "ctx": 2, "y_dim": 1,
                 "w_width": 3, "banks": 1}],
-        mode="bmc", depth=12, bound=lambda core: 4),
+        mode="bmc", depth=12, bound=lambda core: 5),     # it states no latency attribute
     "ternary_linear": FormalSpec(
         cases=[{"n_in": 2, "n_out": 2, "p": 1, "k": 1}],
         mode="bmc", depth=12, weights={"i": lambda core, payload: core.groups, "o": 1},

@@ -10,10 +10,12 @@ Every number in the docs comes from this file; nothing is typed in by hand.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import platform as pyplatform
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from spikeforge.cores import all_cores
@@ -46,10 +48,25 @@ def _cpus():
     return os.cpu_count()
 
 
+@contextmanager
+def _locked(path=RESULTS):
+    """Serialise read-modify-write of the results file between concurrent bench runs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def _record(results, entry):
+    # Re-read under the lock so that entries another run wrote meanwhile are kept.
     k = _key(entry)
-    results[:] = [r for r in results if _key(r) != k] + [entry]
-    save_results(results)
+    with _locked():
+        results[:] = [r for r in load_results() if _key(r) != k] + [entry]
+        save_results(results)
 
 
 def bench_build(spec, overrides, grade, results, out_root):
@@ -169,7 +186,8 @@ def main(argv=None):
                         e = bench_build(spec, overrides, grade, results, args.out)
                         print(f"    {e.get('resources')} {e.get('fmax_mhz')} {e.get('error', '')}", flush=True)
     DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(render(results))
+    with _locked():
+        DOC.write_text(render(load_results()))
     print(f"wrote {RESULTS} and {DOC}")
     return 0
 

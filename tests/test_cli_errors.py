@@ -182,3 +182,21 @@ def test_failed_build_leaves_no_report(tmp_path, capsys, monkeypatch):
     assert err.strip().splitlines() == [
         "spikeforge: build failed: place and route wrote no readable report (truncated JSON)"]
     assert not (tmp_path / "b" / "report.json").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["formal", "nope"], r"unknown core 'nope'; known: "),
+    (["formal", "w2s_chain"], r"no formal description for core 'w2s_chain'; described: .*\blif\b"),
+    (["formal", "lif", "--param", "n=x"], r"LIF parameter 'n' must be an integer, not 'x'$"),
+    (["formal", "lif", "--param", "n"], r"--param expects K=V, not 'n'$"),
+    (["formal", "lif", "--depth", "0"], r"formal depth must be an integer in 1\.\.1000, not 0$"),
+    (["formal", "all", "--param", "n=4"], r"--param needs one core, not 'all'$"),
+])
+def test_formal_bad_input(capsys, argv, message):
+    # `spikeforge formal` has its own front end (and prefix); nothing is run.
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 2 and "Traceback" not in out + err and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spikeforge formal: error: "), err
+    assert re.search(message, lines[0]), lines[0]

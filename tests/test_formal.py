@@ -8,7 +8,8 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.sim.formal import FORMAL, FormalError, FormalSpec, check_core, formal_main, tool_paths
+from spikeforge.sim.formal import (FORMAL, FormalError, FormalSpec, check_core, formal_main,
+                                   tool_paths)
 
 
 def _tools_or_skip():

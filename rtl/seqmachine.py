@@ -225,7 +225,8 @@ class SeqMachine(wiring.Component):
         addr = Signal(data.ArrayLayout(data.StructLayout({"valid": 1, "idx": range(W)}), w))
         acc = Signal(data.ArrayLayout(unsigned((w * 2 ** F).bit_length()), M))
         u = Signal(data.ArrayLayout(unsigned(rb), M))
-        cnt = Signal(range(max(2 * w, M, K, N, W, S) + 3))
+        # The scans count up to W + 3 and S + 3 (the read latency drains): range must hold them.
+        cnt = Signal(range(max(2 * w, M, K, N, W, S) + 4))
         best, pred = Signal(self.score_shape, name="best"), Signal(range(S), name="pred")
 
         # The top-C sorter: candidates come in increasing index order, so a candidate goes

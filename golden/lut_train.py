@@ -25,6 +25,7 @@ Run ``python -m spikeforge.golden.lut_train --text FILE --out DIR`` (see ``--hel
 from __future__ import annotations
 
 import argparse
+import importlib.resources
 import json
 import math
 import sys
@@ -39,11 +40,18 @@ from spikeforge.firmware.image import MemorySpec, load_image, save_image
 from .lut import load_lut_image, lut, random_anchors, save_lut_image
 from .lut_attention import load_attention_image, lut_attention, save_attention_image
 
-__all__ = ["ModelConfig", "FloatModel", "IntModel", "train", "quantise", "predict",
-           "bits_per_byte", "unigram_bits_per_byte", "export", "load_model", "core_params",
-           "split_text", "main"]
+__all__ = ["ModelConfig", "FloatModel", "IntModel", "LM_CONFIG", "LM_TRAIN", "LM_DIR", "train",
+           "quantise", "predict", "bits_per_byte", "unigram_bits_per_byte", "export", "load_model",
+           "core_params", "memory_budget", "cycles_per_token", "positional_codes", "split_text",
+           "run", "main"]
 
 DEFAULT_TEXT = Path(__file__).resolve().parents[1] / "docs" / "data" / "corpus.txt"
+#: The shipped, trained language model (memory images and model.json), inside the package.
+LM_DIR = Path(str(importlib.resources.files("spikeforge") / "data" / "lm"))
+#: Held-out bytes (from the start of the held-out part) of the quick check in model.json.
+CHECK_BYTES = 4096
+#: Training bytes (the end of the training part) the quantiser calibrates its scale on.
+CALIBRATE_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,27 @@ class IntModel:
     out_scale: float         # logits: integer = round(float * out_scale)
 
 
-def init_model(config: ModelConfig, seed: int = 0) -> FloatModel:
+def positional_codes(config: ModelConfig, kind: str, rng) -> np.ndarray:
+    """The attention's fixed positional codes ``(att_n_t, ctx - 1)``, for distances 1..ctx-1.
+
+    ``"random"``: uniform random ``att_p``-bit codes per table and distance. ``"log"``: the code
+    is the distance's octave, ``floor(log2(d))``, saturated at ``2**att_p - 1``, with every other
+    table's octaves shifted by one (so its first bucket holds distances 1..3): the nearest bytes
+    get codes of their own and the far ones share one.
+    """
+    D = config.ctx - 1
+    top = 2 ** config.att_p - 1
+    if kind == "random":
+        return rng.integers(0, top + 1, size=(config.att_n_t, D))
+    if kind == "log":
+        d = np.arange(1, D + 1)
+        octave = np.floor(np.log2(d)).astype(np.int64)
+        rows = [np.minimum(np.maximum(octave - (t % 2), 0), top) for t in range(config.att_n_t)]
+        return np.stack(rows).astype(np.int64)
+    raise ValueError(f"positional code kind must be 'random' or 'log', not {kind!r}")
+
+
+def init_model(config: ModelConfig, seed: int = 0, pe: str = "random") -> FloatModel:
     c = config.check()
     rng = np.random.default_rng(seed)
     return FloatModel(
@@ -110,12 +138,57 @@ def init_model(config: ModelConfig, seed: int = 0) -> FloatModel:
         embed=rng.normal(0.0, 1.0, size=(256, c.n)),
         att_anchors=random_anchors(c.n, c.att_n_t, c.att_n_c, rng),
         att_tables=np.zeros((c.att_n_t, 2 ** (2 * c.att_n_c + c.att_p), c.n)),
-        att_pe=rng.integers(0, 2 ** c.att_p, size=(c.att_n_t, c.ctx - 1)),
+        att_pe=positional_codes(c, pe, rng),
         ffn_anchors=random_anchors(c.n, c.ffn_n_t, c.ffn_n_c, rng),
         ffn_tables=np.zeros((c.ffn_n_t, 2 ** c.ffn_n_c, c.n)),
         out_anchors=random_anchors(c.n, c.out_n_t, c.out_n_c, rng),
         out_tables=np.zeros((c.out_n_t, 2 ** c.out_n_c, 256)),
     )
+
+
+# The language model the project ships (``spikeforge/data/lm``), chosen by the sweep in
+# ``golden/lm_sweep.py`` (see docs/lm_training.md), and the exact training call that made it.
+LM_CONFIG = ModelConfig(ctx=16, n=16, att_n_t=8, att_n_c=4, att_p=2, ffn_n_t=8, ffn_n_c=5,
+                        out_n_t=8, out_n_c=6, w_width=8)
+LM_TRAIN = dict(steps=6000, batch=32, lr=20.0, pe="log", seed=0)
+
+# ECP5 DP16KD block RAM: 18 Kbit, as depth x width (512 x 36 is the pseudo-dual-port mode).
+EBR_BITS = 18 * 1024
+EBR_MODES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+
+def _ebr_blocks(depth, width):
+    """DP16KD blocks for one ``depth x width`` memory: the cheapest single mode, tiled."""
+    return min(-(-depth // d) * -(-width // w) for d, w in EBR_MODES)
+
+
+def memory_budget(config: ModelConfig) -> dict:
+    """Table bits and DP16KD blocks of each memory of the model, as the cores store them (one
+    memory per layer, ``n_t * rows`` deep and ``y_dim * w_width`` wide, one bank).
+
+    Returns ``{"memories": {name: {"depth", "width", "bits", "ebr"}}, "bits", "ebr"}``. Anchors,
+    positional codes and the attention's index cache are a few hundred bits and not counted.
+    """
+    c = config.check()
+    w = c.w_width
+    mems = {"embed": (256, c.n * w),
+            "attention": (c.att_n_t << (2 * c.att_n_c + c.att_p), c.n * w),
+            "ffn": (c.ffn_n_t << c.ffn_n_c, c.n * w),
+            "unembed": (c.out_n_t << c.out_n_c, 256 * w)}
+    out = {k: {"depth": d, "width": wd, "bits": d * wd, "ebr": _ebr_blocks(d, wd)}
+           for k, (d, wd) in mems.items()}
+    return {"memories": out, "bits": sum(m["bits"] for m in out.values()),
+            "ebr": sum(m["ebr"] for m in out.values())}
+
+
+def cycles_per_token(config: ModelConfig, ctx: int | None = None) -> int:
+    """Estimated cycles to produce one byte with a full window of ``ctx`` (default the
+    config's): the attention reads ``n_t`` rows for the query and each of the ``ctx - 1`` keys
+    (``lut_attention.cycles``), the FFN and the unembedder ``n_t`` rows each plus a 4-cycle
+    pipeline, and a serial argmax over the 256 logits. One bank per core, one row per cycle."""
+    c = config.check()
+    ctx = c.ctx if ctx is None else ctx
+    return 1 + c.att_n_t * ctx + 4 + (c.ffn_n_t + 4) + (c.out_n_t + 4) + 256
 
 
 # The LUT layer and its surrogate backward pass --------------------------------------------------
@@ -245,10 +318,19 @@ def _step(model: FloatModel, X, Y, lr):
     if updates_idx:
         flat -= lr["att"] * _scatter(flat.shape, np.concatenate(updates_idx),
                                      np.concatenate(updates_val))
-        dh0 += np.bincount(np.concatenate(scatter_idx), weights=np.concatenate(scatter_val),
-                           minlength=N * c.n).reshape(B, T, c.n)
+        # Each position is a query or a key of up to 2 (ctx - 1) terms; the surrogate gradient
+        # they send into the embedder is scaled back to that of context 16, as the step is.
+        dh0 += _att_scale(c) * np.bincount(np.concatenate(scatter_idx),
+                                           weights=np.concatenate(scatter_val),
+                                           minlength=N * c.n).reshape(B, T, c.n)
     model.embed -= lr["embed"] * _scatter(model.embed.shape, X.reshape(-1), dh0.reshape(N, c.n))
     return float(loss)
+
+
+def _att_scale(c: ModelConfig) -> float:
+    """Every position sums ``ctx - 1`` attention rows and each takes the full gradient, so past
+    context 16 the attention's step and its input gradient are scaled by ``15 / (ctx - 1)``."""
+    return min(1.0, 15 / (c.ctx - 1))
 
 
 def split_text(data: bytes, held_out: float = 0.1):
@@ -259,8 +341,10 @@ def split_text(data: bytes, held_out: float = 0.1):
 
 def train(text: bytes, config: ModelConfig = ModelConfig(), *, seed: int = 0,
           seconds: float = 480.0, steps: int | None = None, batch: int = 32, lr: float = 20.0,
-          log=None) -> FloatModel:
+          pe: str = "random", log=None) -> FloatModel:
     """Train on ``text`` for ``steps`` SGD steps (or until ``seconds`` have passed).
+
+    ``pe`` picks the attention's fixed positional codes (:func:`positional_codes`).
 
     Each step takes ``batch`` random windows of ``2 * ctx`` bytes (so the attention's sliding
     window is trained as it runs on the core); every position predicts the next byte.
@@ -271,8 +355,8 @@ def train(text: bytes, config: ModelConfig = ModelConfig(), *, seed: int = 0,
     if len(data) < T + 2:
         raise ValueError(f"training text must be longer than {T + 1} bytes, not {len(data)}")
     rng = np.random.default_rng(seed + 1)
-    model = init_model(config, seed)
-    rates = {"out": lr, "ffn": lr, "att": lr, "embed": lr * 4.0}
+    model = init_model(config, seed, pe)
+    rates = {"out": lr, "ffn": lr, "att": lr * _att_scale(config), "embed": lr * 4.0}
     start = time.monotonic()
     step, avg = 0, None
     while (steps is None or step < steps) and (steps is not None or time.monotonic() - start < seconds):
@@ -292,14 +376,28 @@ def train(text: bytes, config: ModelConfig = ModelConfig(), *, seed: int = 0,
 
 # Integers ---------------------------------------------------------------------------------------
 
-def quantise(model: FloatModel) -> IntModel:
-    """Round every table to signed ``w_width``-bit integers (see the module docstring)."""
+#: Residual-scale percentiles :func:`quantise` tries when it is given calibration text.
+QUANT_PERCENTILES = (99.0, 99.5, 99.9, 99.99, 100.0)
+
+
+def quantise(model: FloatModel, calibrate: bytes | None = None,
+             percentile: float = 99.99) -> IntModel:
+    """Round every table to signed ``w_width``-bit integers (see the module docstring).
+
+    The residual scale maps the ``percentile`` of the residual tables' magnitudes to the
+    largest integer (larger values clip). With ``calibrate`` (training text, never the held-out
+    part), every percentile of :data:`QUANT_PERCENTILES` is tried and the integer model with the
+    lowest bits per byte on that text is returned.
+    """
+    if calibrate is not None:
+        return min((quantise(model, percentile=q) for q in QUANT_PERCENTILES),
+                   key=lambda m: bits_per_byte(m, calibrate))
     c = model.config
     top = 2 ** (c.w_width - 1) - 1
     resid = np.concatenate([np.abs(a).reshape(-1) for a in
                             (model.embed, model.att_tables, model.ffn_tables)])
     # A high percentile, not the maximum: a few outliers would cost every other value its bits.
-    bound = max(np.percentile(resid, 99.99), 1e-9)
+    bound = max(np.percentile(resid, percentile), 1e-9)
     scale = top / bound
     out_bound = max(np.abs(model.out_tables).max(), 1e-9)
     out_scale = top / out_bound
@@ -423,21 +521,31 @@ def load_model(model_dir) -> IntModel:
 
 
 def run(text: bytes, out_dir, *, config=ModelConfig(), seconds=480.0, steps=None, seed=0,
-        log=print) -> dict:
-    """Train, quantise, export and report bits per byte on the held-out tenth of ``text``."""
+        batch=32, lr=20.0, pe="random", log=print, extra=None) -> dict:
+    """Train, quantise, export and report bits per byte on the held-out tenth of ``text``.
+
+    With ``steps`` the run is deterministic (same text, config, steps, batch, lr and seed give
+    the same images); otherwise it trains for ``seconds``. ``extra`` is stored in
+    ``model.json`` next to the config, the scales and the report.
+    """
     train_text, test_text = split_text(text)
     start = time.monotonic()
-    model = train(train_text, config, seed=seed, seconds=seconds, steps=steps, log=log)
+    model = train(train_text, config, seed=seed, seconds=seconds, steps=steps, batch=batch,
+                  lr=lr, pe=pe, log=log)
     seconds_used = time.monotonic() - start
-    int_model = quantise(model)
+    int_model = quantise(model, train_text[-CALIBRATE_BYTES:])
     report = {
         "train_bytes": len(train_text), "held_out_bytes": len(test_text),
         "train_seconds": round(seconds_used, 1),
         "unigram_bpb": round(unigram_bits_per_byte(train_text, test_text), 4),
         "float_bpb": round(bits_per_byte(model, test_text), 4),
         "int_bpb": round(bits_per_byte(int_model, test_text), 4),
+        "check_bytes": min(CHECK_BYTES, len(test_text)),
+        "check_int_bpb": round(bits_per_byte(int_model, test_text[:CHECK_BYTES]), 6),
     }
-    export(int_model, out_dir, extra={"report": report})
+    train_args = {"steps": steps, "seconds": None if steps else seconds, "batch": batch,
+                  "lr": lr, "pe": pe, "seed": seed}
+    export(int_model, out_dir, extra={"report": report, "train": train_args, **(extra or {})})
     return report
 
 
@@ -449,13 +557,20 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=8.0, help="training time budget")
     parser.add_argument("--steps", type=int, default=None, help="SGD steps (overrides --minutes)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--lm", action="store_true",
+                        help="the shipped language model: LM_CONFIG trained with LM_TRAIN "
+                             "(ignores --minutes, --steps and --seed)")
     args = parser.parse_args(argv)
     path = Path(args.text)
     if not path.is_file():
         print(f"lut_train: error: no training text at {path}", file=sys.stderr)
         return 2
-    report = run(path.read_bytes(), args.out, seconds=args.minutes * 60, steps=args.steps,
-                 seed=args.seed)
+    if args.lm:
+        report = run(path.read_bytes(), args.out, config=LM_CONFIG, **LM_TRAIN,
+                     extra={"command": "python -m spikeforge.golden.lut_train --lm --out DIR"})
+    else:
+        report = run(path.read_bytes(), args.out, seconds=args.minutes * 60, steps=args.steps,
+                     seed=args.seed)
     print(json.dumps(report, indent=2))
     return 0
 

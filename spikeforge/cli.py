@@ -245,6 +245,7 @@ def main(argv=None):
     sub.add_parser("run", help="run a core behind the UART bridge (board or simulation)")
     sub.add_parser("word2spike", help="the Word2Spike paper's table on real word embeddings")
     sub.add_parser("formal", help="SymbiYosys proofs of a core's stream and range properties")
+    sub.add_parser("lm", help="train, run (golden or RTL) and evaluate the LUT language model")
 
     p = sub.add_parser("program", help="load a bitstream with openFPGALoader (prints the command)")
     p.add_argument("--board", default="ulx3s-85f")
@@ -266,6 +267,9 @@ def main(argv=None):
     if argv[:1] == ["formal"]:
         from spikeforge.sim.formal import formal_main
         return formal_main(argv[1:])
+    if argv[:1] == ["lm"]:
+        from spikeforge.lm import main as lm_main
+        return lm_main(argv[1:])
     if argv[:1] == ["word2spike"]:
         from spikeforge.word2spike import main as w2s_main
         return w2s_main(argv[1:])

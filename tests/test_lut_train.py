@@ -150,3 +150,53 @@ def test_default_model_rtl_predictions(tmp_path):
     rtl = rtl_predictions(tmp_path, text)
     for key in ("z", "jv", "logits", "prediction"):
         assert np.array_equal(rtl[key], golden[key]), key
+
+
+def test_memory_budget_and_cycles():
+    b = lt.memory_budget(lt.ModelConfig())
+    assert {k: m["bits"] for k, m in b["memories"].items()} == {
+        "embed": 256 * 16 * 8, "attention": 8 * 2 ** 10 * 16 * 8, "ffn": 8 * 32 * 16 * 8,
+        "unembed": 8 * 64 * 256 * 8}
+    # 8192 x 128 bits: 4 x 15 blocks of 2048 x 9; 512 x 2048 bits: 57 blocks of 512 x 36.
+    assert b["memories"]["attention"]["ebr"] == 60 and b["memories"]["unembed"]["ebr"] == 57
+    assert lt.cycles_per_token(lt.ModelConfig(), 64) == 1 + 8 * 64 + 4 + 12 + 12 + 256
+
+
+def test_shipped_language_model():
+    """The committed model loads, fits the LFE5U-85F budget, and its integer bits per byte on
+    the start of the held-out text is what model.json states."""
+    meta = json.loads((lt.LM_DIR / "model.json").read_text())
+    im = lt.load_model(lt.LM_DIR)
+    assert im.config == lt.LM_CONFIG
+    assert meta["train"] == {**lt.LM_TRAIN, "seconds": None}
+    budget = lt.memory_budget(im.config)
+    # <= 80 % of the 85F's 208 DP16KD blocks; <= 100,000 cycles a token (1,000 tokens/s at
+    # 100 MHz) at context 64.
+    assert budget["bits"] <= 2_500_000 and budget["ebr"] <= 166, budget
+    assert lt.cycles_per_token(im.config, 64) <= 100_000
+    assert sum(f.stat().st_size for f in lt.LM_DIR.iterdir()) < 400_000
+    report = meta["report"]
+    assert report["int_bpb"] <= 2.5 < report["unigram_bpb"]
+    train, test = lt.split_text(lt.DEFAULT_TEXT.read_bytes())
+    assert report["unigram_bpb"] == round(lt.unigram_bits_per_byte(train, test), 4)
+    check = test[:report["check_bytes"]]
+    assert round(lt.bits_per_byte(im, check), 6) == report["check_int_bpb"]
+
+
+def test_positional_codes():
+    c = lt.ModelConfig(ctx=16, att_n_t=2, att_p=2)
+    assert lt.positional_codes(c, "log", None).tolist() == [[0, 1, 1] + [2] * 4 + [3] * 8,
+                                                            [0, 0, 0] + [1] * 4 + [2] * 8]
+    pe = lt.positional_codes(c, "random", np.random.default_rng(0))
+    assert pe.shape == (2, 15) and 0 <= pe.min() and pe.max() <= 3
+    with pytest.raises(ValueError, match=r"^positional code kind must be 'random' or 'log', "
+                                         r"not 'x'$"):
+        lt.positional_codes(c, "x", None)
+
+
+def test_calibrated_quantise(tiny_model):
+    m, train = tiny_model["model"], tiny_model["train"]
+    best = lt.quantise(m, train[-2000:])
+    tried = [lt.bits_per_byte(lt.quantise(m, percentile=q), train[-2000:])
+             for q in lt.QUANT_PERCENTILES]
+    assert lt.bits_per_byte(best, train[-2000:]) == min(tried)

@@ -19,8 +19,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["LUT", "MAX_INDEX_BITS", "check_anchors", "check_lut_params", "check_tables",
-           "pack_words", "tree_sum"]
+__all__ = ["EBR_BITS", "LUT", "MAX_INDEX_BITS", "RowMemory", "add_tree", "check_anchors",
+           "check_lut_params", "check_tables", "ebr_columns", "pack_words",
+           "tree_sum"]
 
 #: Widest table address (index bits) a LUT core accepts: 2**16 rows per table.
 MAX_INDEX_BITS = 16
@@ -134,6 +135,108 @@ def const_lookup(values, index):
     return Array(C(v, max(1, max(values).bit_length())) for v in values)[index]
 
 
+#: Bits of one ECP5 DP16KD block RAM (the unit of ``EBR`` in the build reports).
+EBR_BITS = 18432
+
+
+def ebr_columns(width, depth):
+    """Column widths a ``depth`` x ``width`` memory is split into, one ECP5 EBR mode each.
+
+    A memory deeper than 512 rows is cut into columns as wide as a DP16KD is at that depth
+    (1024 x 18, 2048 x 9, 4096 x 4, 8192 x 2, 16384 x 1), so no column needs a read multiplexer
+    between block RAMs: the read data goes straight from the EBR to a register. Shallower
+    memories stay whole (Yosys packs them 512 x 36 or into LUT RAM).
+    """
+    if depth <= 512:
+        return [width]
+    col = {1024: 18, 2048: 9, 4096: 4, 8192: 2}.get(1 << ceil_log2(depth), 1)
+    return [min(col, width - lo) for lo in range(0, width, col)]
+
+
+class RowMemory:
+    """A ``depth`` x ``width`` memory with one synchronous read and one write port, split into
+    :func:`ebr_columns` so that each column maps to block RAM without output multiplexers.
+
+    ``read(m, addr, en)`` returns the read data: the row at ``addr`` of the last cycle with
+    ``en`` high, from the next cycle on, held while ``en`` is low (provided the row is not
+    rewritten meanwhile). The block RAM itself reads every cycle, of the held address while
+    ``en`` is low, so that synthesis needs no logic to emulate a read enable between the
+    block RAM output and the register that takes it.
+
+    ``write(m, addr, data, en)`` writes a whole row. With ``shared_addr`` the caller promises
+    that writes only happen while no read data is needed (in the write cycle and the next):
+    both ports then use one address, so synthesis maps them onto a single block RAM port and
+    adds no read-during-write bypass logic either; the write itself is registered (it lands one
+    cycle after ``en``), so the address multiplexer is selected by a register. Call ``read``
+    before ``write``.
+    """
+
+    def __init__(self, m, name, *, width, depth, init=(), shared_addr=False):
+        self.name, self.shared = name, shared_addr
+        self.cols = ebr_columns(width, depth)
+        self.rd, self.wr = [], []
+        lo = 0
+        for c, w in enumerate(self.cols):
+            mask = (1 << w) - 1
+            mem = Memory(shape=unsigned(w), depth=depth, init=[(v >> lo) & mask for v in init])
+            m.submodules[name if len(self.cols) == 1 else f"{name}_c{c}"] = mem
+            self.rd.append(mem.read_port())
+            self.wr.append(mem.write_port())
+            lo += w
+        # One held address per column, each with its own initial value so that synthesis does
+        # not merge them: a column's address multiplexer then sits next to its block RAM
+        # instead of one multiplexer driving the address pins of every column.
+        self.held = [Signal(range(depth), init=c % depth, name=f"{name}_held{c}")
+                     for c in range(len(self.cols))]
+        self.addr = [Signal(range(depth), name=f"{name}_addr{c}") for c in range(len(self.cols))]
+        #: High in the cycle a registered write lands (``shared_addr``).
+        self.w_pend = Signal(name=f"{name}_wpend")
+
+    def read(self, m, addr, en):
+        for held, r_addr, port in zip(self.held, self.addr, self.rd):
+            with m.If(en):
+                m.d.sync += held.eq(addr)
+            m.d.comb += [r_addr.eq(Mux(en & ~self.w_pend, addr, held) if self.shared
+                                   else Mux(en, addr, held)),
+                         port.addr.eq(r_addr)]
+        return Cat(*[port.data for port in self.rd])
+
+    def write(self, m, addr, data, en):
+        if self.shared:
+            w_data = Signal(sum(self.cols), name=f"{self.name}_wdata")
+            m.d.sync += self.w_pend.eq(en)
+            with m.If(en):
+                # Overrides the read side's load of `held`: the write's cycle reads nothing.
+                m.d.sync += [held.eq(addr) for held in self.held] + [w_data.eq(data)]
+            # The read address is `held` in this cycle; the very same signal on both ports
+            # lets synthesis merge them into one block RAM port.
+            addrs, data, en = self.addr, w_data, self.w_pend
+        else:
+            addrs = [addr] * len(self.cols)
+        lo = 0
+        for port, w, a in zip(self.wr, self.cols, addrs):
+            m.d.comb += [port.addr.eq(a), port.data.eq(data[lo:lo + w]), port.en.eq(en)]
+            lo += w
+
+
+def add_tree(m, terms, width, advance, name):
+    """Sum ``terms`` (signed values) with a balanced adder tree, a register after every level
+    (each register loads while ``advance``); returns ``(sum, levels)``: the sum of the terms
+    presented ``levels = ceil(log2(len(terms)))`` advancing cycles earlier."""
+    terms = list(terms)
+    level = 0
+    while len(terms) > 1:
+        nxt = []
+        for i in range(0, len(terms), 2):
+            reg = Signal(signed(width), name=f"{name}_l{level}_{i // 2}")
+            with m.If(advance):
+                m.d.sync += reg.eq(terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i])
+            nxt.append(reg)
+        terms = nxt
+        level += 1
+    return terms[0], level
+
+
 class LUT(wiring.Component):
     """LUT layer: ``n_t`` anchor-pair index units and their tables, one row per table summed.
 
@@ -188,8 +291,14 @@ class LUT(wiring.Component):
         ``j``; ``first``/``last`` copied.
 
     Timing: a vector takes ``K = n_t/banks`` cycles (one table per bank per cycle), so the
-    throughput is one vector per ``K`` cycles; :attr:`latency` ``= K + 4`` cycles from the
-    input handshake to ``o.valid``. The whole pipeline stalls while ``o.valid & ~o.ready``;
+    throughput is one vector per ``K`` cycles; :attr:`latency`
+    ``= K + 8 + ceil(log2(banks))`` cycles from the input handshake to ``o.valid`` (issue,
+    anchor read, anchor register, ``x[a]``/``x[b]`` select, compare (row read issued), row out
+    of block RAM, two row registers, one registered adder level per halving of the banks,
+    accumulate into the output register: every block RAM output goes straight into a
+    register). Table memories deeper than 512 rows are split into columns that each fit one
+    EBR at their depth (:func:`ebr_columns`), so no multiplexer follows a block RAM. Writes
+    through ``w`` are registered and land one cycle after their handshake. The whole pipeline stalls while ``o.valid & ~o.ready``;
     ``o.valid`` never depends on ``o.ready``; ``i.ready`` depends on neither ``i.valid`` nor the
     payload. Results never depend on gaps or backpressure.
 
@@ -208,7 +317,7 @@ class LUT(wiring.Component):
         self.tables = check_tables("LUT", "tables", tables, (n_t, 2 ** n_c, y_dim), w_width)
         self.K = n_t // self.banks
         #: Cycles from an input handshake to ``o.valid`` without stalls.
-        self.latency = self.K + 4
+        self.latency = self.K + 8 + ceil_log2(self.banks)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "x": data.ArrayLayout(signed(x_width), n), "first": 1, "last": 1}))),
@@ -225,40 +334,41 @@ class LUT(wiring.Component):
         m = Module()
         n, n_c, B, K = self.n, self.n_c, self.banks, self.K
         ab = Shape.cast(range(n)).width
-        ww, yd = self.w_width, self.y_dim
+        ww, yd, yw = self.w_width, self.y_dim, self.y_width
 
         # One anchor memory (a row = the n_c pairs of one table) and one table memory per bank;
         # the table address is Cat(j, k), so a bank's memory is exactly K * 2**n_c rows deep.
         amems, tmems = [], []
         for b in range(B):
-            ts = range(b, self.n_t, B)
-            pairs = self.anchors[list(ts)].reshape(K, 2 * n_c)
-            amem = Memory(shape=unsigned(2 * ab * n_c), depth=K, init=pack_words(pairs, ab))
-            tmem = Memory(shape=unsigned(ww * yd), depth=K << n_c,
-                          init=pack_words(self.tables[list(ts)].reshape(K << n_c, yd), ww))
-            m.submodules[f"anchors{b}"] = amem
-            m.submodules[f"tables{b}"] = tmem
-            amems.append(amem)
-            tmems.append(tmem)
-        ard = [mem.read_port() for mem in amems]
-        awr = [mem.write_port() for mem in amems]
-        trd = [mem.read_port() for mem in tmems]
-        twr = [mem.write_port() for mem in tmems]
+            ts = list(range(b, self.n_t, B))
+            amems.append(RowMemory(m, f"anchors{b}", width=2 * ab * n_c, depth=K,
+                                   init=pack_words(self.anchors[ts].reshape(K, 2 * n_c), ab),
+                                   shared_addr=True))
+            tmems.append(RowMemory(m, f"tables{b}", width=ww * yd, depth=K << n_c,
+                                   init=pack_words(self.tables[ts].reshape(K << n_c, yd), ww),
+                                   shared_addr=True))
 
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
 
-        def stage(name, **fields):
-            return Signal(data.StructLayout({"valid": 1, "k": range(K), "first": 1, "last": 1,
-                                             **fields}), name=name)
-
+        # Every stage moves one table group (K per vector) while `advance`; nothing else stalls.
+        ctl = {"valid": 1, "k": range(K), "first_k": 1, "last_k": 1, "first": 1, "last": 1}
         xs = data.ArrayLayout(signed(self.x_width), n)
-        s0 = stage("s0", x=xs)             # the vector being issued, table group k
-        s1 = stage("s1", x=xs)             # anchors of group k arrive from memory
-        s2 = stage("s2", j=data.ArrayLayout(unsigned(n_c), B))   # indices, table read issued
-        s3 = stage("s3")                   # rows arrive from memory and are accumulated
-        acc = Signal(data.ArrayLayout(signed(self.y_width), yd))
-        jall = Signal(data.ArrayLayout(unsigned(n_c), self.n_t))
+        jl = data.ArrayLayout(unsigned(n_c), B)
+        vl = data.ArrayLayout(data.ArrayLayout(signed(self.x_width), n_c), B)
+        s0 = Signal(data.StructLayout({**ctl, "x": xs}), name="s0")    # issue group k
+        s1 = Signal(data.StructLayout({**ctl, "x": xs}), name="s1")    # anchors leave memory
+        s2 = Signal(data.StructLayout({**ctl, "x": xs,                 # anchors registered
+                                       "ab": data.ArrayLayout(unsigned(2 * ab * n_c), B)}),
+                    name="s2")
+        s3 = Signal(data.StructLayout({**ctl, "xa": vl, "xb": vl}), name="s3")  # x[a], x[b]
+        s4 = Signal(data.StructLayout({**ctl, "j": jl}), name="s4")    # index; row read issued
+        s5 = Signal(data.StructLayout({**ctl, "j": jl}), name="s5")    # rows leave memory
+        s6 = Signal(data.StructLayout({**ctl, "j": jl}), name="s6")    # rows registered
+        rows = Signal(data.ArrayLayout(unsigned(ww * yd), B))
+        # A second register: the first sits by its block RAM, the second by the adders.
+        rows2 = Signal(data.ArrayLayout(unsigned(ww * yd), B))
+        s7 = Signal.like(s6, name="s7")
 
         last_k = s0.k == K - 1
         m.d.comb += self.i.ready.eq(advance & (~s0.valid | last_k) & ~self.w.valid)
@@ -266,51 +376,67 @@ class LUT(wiring.Component):
 
         with m.If(advance):
             with m.If(accept):
-                m.d.sync += [s0.valid.eq(1), s0.k.eq(0), s0.x.eq(self.i.payload.x),
-                             s0.first.eq(self.i.payload.first), s0.last.eq(self.i.payload.last)]
+                m.d.sync += [s0.valid.eq(1), s0.k.eq(0), s0.first_k.eq(1), s0.last_k.eq(K == 1),
+                             s0.x.eq(self.i.payload.x), s0.first.eq(self.i.payload.first),
+                             s0.last.eq(self.i.payload.last)]
             with m.Elif(s0.valid & ~last_k):
-                m.d.sync += s0.k.eq(s0.k + 1)
+                m.d.sync += [s0.k.eq(s0.k + 1), s0.first_k.eq(0),
+                             s0.last_k.eq(s0.k == max(K - 2, 0))]
             with m.Else():
                 m.d.sync += s0.valid.eq(0)
             m.d.sync += s1.eq(s0)
-            m.d.sync += [s2.valid.eq(s1.valid), s2.k.eq(s1.k), s2.first.eq(s1.first),
-                         s2.last.eq(s1.last)]
-            m.d.sync += [s3.valid.eq(s2.valid), s3.k.eq(s2.k), s3.first.eq(s2.first),
-                         s3.last.eq(s2.last)]
+            for dst, src in ((s2, s1), (s3, s2), (s4, s3), (s5, s4), (s6, s5)):
+                m.d.sync += [getattr(dst, f).eq(getattr(src, f)) for f in ctl]
+            m.d.sync += [s2.x.eq(s1.x), s5.j.eq(s4.j), s6.j.eq(s5.j)]
 
         for b in range(B):
-            m.d.comb += [ard[b].addr.eq(s0.k), ard[b].en.eq(advance)]
+            adata = amems[b].read(m, s0.k, advance)
+            tdata = tmems[b].read(m, Cat(s4.j[b], s4.k), advance)
             bits = []
             for r in range(n_c):
-                a = ard[b].data[(2 * r) * ab:(2 * r + 1) * ab]
-                c = ard[b].data[(2 * r + 1) * ab:(2 * r + 2) * ab]
-                bits.append(s1.x[a] > s1.x[c])
+                a = s2.ab[b][(2 * r) * ab:(2 * r + 1) * ab]
+                c = s2.ab[b][(2 * r + 1) * ab:(2 * r + 2) * ab]
+                bits.append(s3.xa[b][r] > s3.xb[b][r])
+                with m.If(advance):
+                    m.d.sync += [s3.xa[b][r].eq(s2.x[a]), s3.xb[b][r].eq(s2.x[c])]
             with m.If(advance):
-                m.d.sync += s2.j[b].eq(Cat(*bits))
-            m.d.comb += [trd[b].addr.eq(Cat(s2.j[b], s2.k)), trd[b].en.eq(advance)]
+                # Block RAM outputs go straight into registers (their clock-to-out is long).
+                m.d.sync += [s2.ab[b].eq(adata), s4.j[b].eq(Cat(*bits)), rows[b].eq(tdata)]
 
-        # Every table's index, collected for the output as its group leaves s2.
-        with m.If(advance & s2.valid):
-            for k in range(K):
-                with m.If(s2.k == k):
-                    m.d.sync += [jall[k * B + b].eq(s2.j[b]) for b in range(B)]
-
-        done = s3.k == K - 1
-        with m.If(advance):
-            m.d.sync += [self.o.valid.eq(s3.valid & done)]
-            with m.If(s3.valid & done):
-                m.d.sync += [self.o.payload.j.eq(jall), self.o.payload.first.eq(s3.first),
-                             self.o.payload.last.eq(s3.last)]
+        # Per output value: the banks' rows through a registered adder tree, then the
+        # accumulator, which is the output register itself.
+        tree_levels = 0
+        sums = []
         for e in range(yd):
-            rows = tree_sum(trd[b].data.word_select(e, ww).as_signed() for b in range(B))
-            total = Mux(s3.k == 0, 0, acc[e]) + rows
-            with m.If(advance & s3.valid):
-                m.d.sync += acc[e].eq(total)
-                with m.If(done):
-                    m.d.sync += self.o.payload.y[e].eq(total)
+            total, tree_levels = add_tree(
+                m, [rows2[b].word_select(e, ww).as_signed() for b in range(B)], yw, advance,
+                f"sum{e}")
+            sums.append(total)
+        with m.If(advance):
+            m.d.sync += [s7.eq(s6), rows2.eq(rows)]
+        stages = [s0, s1, s2, s3, s4, s5, s6, s7]
+        for level in range(tree_levels):
+            nxt = Signal.like(s7, name=f"st{level}")
+            with m.If(advance):
+                m.d.sync += nxt.eq(stages[-1])
+            stages.append(nxt)
+        sa = stages[-1]
+
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(sa.valid & sa.last_k)
+            with m.If(sa.valid):
+                for e in range(yd):
+                    m.d.sync += self.o.payload.y[e].eq(
+                        Mux(sa.first_k, 0, self.o.payload.y[e]) + sums[e])
+                for k in range(K):
+                    with m.If(sa.k == k):
+                        m.d.sync += [self.o.payload.j[k * B + b].eq(sa.j[b]) for b in range(B)]
+                with m.If(sa.last_k):
+                    m.d.sync += [self.o.payload.first.eq(sa.first),
+                                 self.o.payload.last.eq(sa.last)]
 
         # Writes land only while no vector is in flight.
-        idle = ~(s0.valid | s1.valid | s2.valid | s3.valid)
+        idle = ~Cat(*[s.valid for s in stages]).any()
         w = self.w.payload
         m.d.comb += self.w.ready.eq(idle)
         table_ok = w.table < self.n_t if self.n_t < 2 ** len(w.table) else C(1)
@@ -320,12 +446,7 @@ class LUT(wiring.Component):
         wk = const_lookup([t // B for t in range(self.n_t)], w.table)
         fire = self.w.valid & idle & table_ok
         for b in range(B):
-            m.d.comb += [
-                awr[b].addr.eq(wk),
-                awr[b].data.eq(Cat(*[Cat(w.a[r], w.b[r]) for r in range(n_c)])),
-                awr[b].en.eq(fire & w.kind & anchors_ok & (wbank == b)),
-                twr[b].addr.eq(Cat(w.row, wk)),
-                twr[b].data.eq(w.y.as_value()),
-                twr[b].en.eq(fire & ~w.kind & (wbank == b)),
-            ]
+            amems[b].write(m, wk, Cat(*[Cat(w.a[r], w.b[r]) for r in range(n_c)]),
+                           fire & w.kind & anchors_ok & (wbank == b))
+            tmems[b].write(m, Cat(w.row, wk), w.y.as_value(), fire & ~w.kind & (wbank == b))
         return m

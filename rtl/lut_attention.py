@@ -3,12 +3,11 @@
 import numpy as np
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .lut import (MAX_INDEX_BITS, _int, check_anchors, check_lut_params, check_tables,
-                  const_lookup, pack_words, tree_sum)
+from .lut import (MAX_INDEX_BITS, RowMemory, _int, add_tree, check_anchors, check_lut_params,
+                  check_tables, const_lookup, pack_words)
 
 __all__ = ["LUTAttention", "check_lut_attention_params"]
 
@@ -93,8 +92,9 @@ class LUTAttention(wiring.Component):
     Timing: per position ``K = n_t/banks`` hashing cycles then ``K`` cycles per key, i.e.
     ``K * (1 + keys(i))`` cycles, ``keys(i) = min(i, ctx-1)`` (``min(i, ctx-1) + 1`` with
     ``causal_self``); each bank reads and accumulates one ``V`` row per cycle. Latency from the
-    handshake of position ``i`` to its ``o.valid``: ``K * (1 + keys(i)) + 4`` cycles without
-    stalls. The pipeline stalls as a whole while ``o.valid & ~o.ready``; ``i.ready`` depends on
+    handshake of position ``i`` to its ``o.valid``: ``K * (1 + keys(i)) + 9 + ceil(log2(banks))``
+    cycles without stalls (every block RAM output is registered before any logic; the adder
+    tree over the banks has a register per level). Writes land one cycle after their handshake. The pipeline stalls as a whole while ``o.valid & ~o.ready``; ``i.ready`` depends on
     neither ``i.valid`` nor the payload; results never depend on gaps or backpressure.
 
     Reset: the pipeline empties and the next beat starts a sequence. Memories keep their
@@ -149,55 +149,62 @@ class LUTAttention(wiring.Component):
 
         # Per bank: anchors (K rows), V tables (address Cat(J, k)), the jV cache (address
         # Cat(k, slot)) and the positional codes (address Cat(k, d - d_min)).
-        ard, awr, vrd, vwr, crd, cwr, prd, pwr = ([] for _ in range(8))
+        amems, vmems, cmems, pmems = [], [], [], []
         for b in range(B):
             ts = list(range(b, self.n_t, B))
-            amem = Memory(shape=unsigned(2 * ab * n_c), depth=K,
-                          init=pack_words(self.anchors[ts].reshape(K, 2 * n_c), ab))
-            vmem = Memory(shape=unsigned(ww * yd), depth=K << IW,
-                          init=pack_words(self.tables[ts].reshape(K << IW, yd), ww))
-            cmem = Memory(shape=unsigned(n_c), depth=ctx << kb, init=[])
-            m.submodules[f"anchors{b}"] = amem
-            m.submodules[f"tables{b}"] = vmem
-            m.submodules[f"cache{b}"] = cmem
-            ard.append(amem.read_port())
-            awr.append(amem.write_port())
-            vrd.append(vmem.read_port())
-            vwr.append(vmem.write_port())
-            crd.append(cmem.read_port())
-            cwr.append(cmem.write_port())
+            amems.append(RowMemory(m, f"anchors{b}", width=2 * ab * n_c, depth=K,
+                                   init=pack_words(self.anchors[ts].reshape(K, 2 * n_c), ab),
+                                   shared_addr=True))
+            vmems.append(RowMemory(m, f"tables{b}", width=ww * yd, depth=K << IW,
+                                   init=pack_words(self.tables[ts].reshape(K << IW, yd), ww),
+                                   shared_addr=True))
+            cmems.append(RowMemory(m, f"cache{b}", width=n_c, depth=ctx << kb))
             if p:
                 init = [0] * (self.D << kb)
                 for k, t in enumerate(ts):
                     for d in range(self.D):
                         init[(d << kb) | k] = int(self.pe[t, d])
-                pmem = Memory(shape=unsigned(p), depth=self.D << kb, init=init)
-                m.submodules[f"pe{b}"] = pmem
-                prd.append(pmem.read_port())
-                pwr.append(pmem.write_port())
+                pmems.append(RowMemory(m, f"pe{b}", width=p, depth=self.D << kb, init=init,
+                                       shared_addr=True))
 
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
 
+        # Every stage moves one op while `advance`: a position is K hashing ops (one table
+        # group per bank each), then K ops per key distance d, each reading one V row per bank.
         xs = data.ArrayLayout(signed(self.x_width), n)
-        op = {"valid": 1, "attend": 1, "k": range(K), "d": range(ctx), "first": 1, "last": 1}
-        common = {**op, "end": 1, "acc_first": 1}
-        s0 = Signal(data.StructLayout({**op, "x": xs, "pos": range(ctx), "slot": range(ctx)}),
+        jl = data.ArrayLayout(unsigned(n_c), B)
+        vl = data.ArrayLayout(data.ArrayLayout(signed(self.x_width), n_c), B)
+        ctl = {"valid": 1, "attend": 1, "k": range(K), "d0": 1, "end": 1, "acc_first": 1,
+               "first": 1, "last": 1}
+        s0 = Signal(data.StructLayout({"valid": 1, "attend": 1, "k": range(K), "d": range(ctx),
+                                       "dd": range(ctx), "pos": range(ctx), "slot": range(ctx),
+                                       "kslot": range(ctx), "first": 1, "last": 1, "x": xs}),
                     name="s0")
-        s1 = Signal(data.StructLayout({**common, "x": xs, "slot": range(ctx)}), name="s1")
-        jvl = data.ArrayLayout(unsigned(n_c), self.n_t)
-        s2 = Signal(data.StructLayout({**common, "J": data.ArrayLayout(unsigned(IW), B),
-                                       "jv": jvl}), name="s2")
-        s3 = Signal(data.StructLayout({**common, "jv": jvl}), name="s3")
-        jq = Signal(jvl)                    # jV of the position being hashed / attended
-        acc = Signal(data.ArrayLayout(signed(self.y_width), yd))
+        addr = {"slot": range(ctx), "kslot": range(ctx), "dd": range(ctx)}
+        s1 = Signal(data.StructLayout({**ctl, **addr, "x": xs}), name="s1")   # anchors out
+        s2 = Signal(data.StructLayout({**ctl, **addr, "x": xs,                # anchors reg
+                                       "ab": data.ArrayLayout(unsigned(2 * ab * n_c), B)}),
+                    name="s2")
+        s3 = Signal(data.StructLayout({**ctl, **addr, "xa": vl, "xb": vl}),   # cache/pe read
+                    name="s3")
+        s4 = Signal(data.StructLayout({**ctl, "slot": range(ctx), "j": jl}), name="s4")
+        s5 = Signal(data.StructLayout({**ctl, "j": jl, "query": jl, "key": jl,  # V read issued
+                                       "pe": data.ArrayLayout(unsigned(max(p, 1)), B)}),
+                    name="s5")
+        s6 = Signal(data.StructLayout({**ctl, "j": jl}), name="s6")           # rows out
+        s7 = Signal(data.StructLayout({**ctl, "j": jl}), name="s7")           # rows registered
+        rows = Signal(data.ArrayLayout(unsigned(ww * yd), B))
+        # A second register: the first sits by its block RAM, the second by the adders.
+        rows2 = Signal(data.ArrayLayout(unsigned(ww * yd), B))
+        s8 = Signal.like(s7, name="s8")
+        jq = Signal(data.ArrayLayout(unsigned(n_c), self.n_t))  # jV of the current position
         fresh = Signal(init=1)              # the next beat starts a sequence
 
-        # s0: the op sequencer. A position is K hashing ops, then K ops per key distance d.
+        # s0: the op sequencer.
         last_k = s0.k == K - 1
         no_keys = C(0) if self.causal_self else (s0.pos == 0)
-        d_max = s0.pos
-        end_op = last_k & Mux(s0.attend, s0.d == d_max, no_keys)
+        end_op = last_k & Mux(s0.attend, s0.d == s0.pos, no_keys)
         m.d.comb += self.i.ready.eq(advance & (~s0.valid | end_op) & ~self.w.valid)
         accept = self.i.valid & self.i.ready
         start = self.i.payload.first | fresh
@@ -205,87 +212,108 @@ class LUTAttention(wiring.Component):
         with m.If(advance):
             with m.If(accept):
                 m.d.sync += [s0.valid.eq(1), s0.attend.eq(0), s0.k.eq(0), s0.d.eq(self.d_min),
-                             s0.x.eq(self.i.payload.x), s0.first.eq(self.i.payload.first),
-                             s0.last.eq(self.i.payload.last), fresh.eq(0)]
+                             s0.dd.eq(0), s0.x.eq(self.i.payload.x),
+                             s0.first.eq(self.i.payload.first), s0.last.eq(self.i.payload.last),
+                             fresh.eq(0)]
+                # kslot: the cache slot of the key at distance d, (slot - d) mod ctx.
                 with m.If(start):
-                    m.d.sync += [s0.pos.eq(0), s0.slot.eq(0)]
+                    m.d.sync += [s0.pos.eq(0), s0.slot.eq(0), s0.kslot.eq(ctx - self.d_min)]
                 with m.Else():
+                    wrap = s0.slot == ctx - 1
                     m.d.sync += [s0.pos.eq(Mux(s0.pos == ctx - 1, ctx - 1, s0.pos + 1)),
-                                 s0.slot.eq(Mux(s0.slot == ctx - 1, 0, s0.slot + 1))]
+                                 s0.slot.eq(Mux(wrap, 0, s0.slot + 1))]
+                    if self.d_min:
+                        m.d.sync += s0.kslot.eq(s0.slot)
+                    else:
+                        m.d.sync += s0.kslot.eq(Mux(wrap, 0, s0.slot + 1))
             with m.Elif(s0.valid & ~end_op):
                 with m.If(~last_k):
                     m.d.sync += s0.k.eq(s0.k + 1)
                 with m.Elif(~s0.attend):
                     m.d.sync += [s0.attend.eq(1), s0.k.eq(0)]
                 with m.Else():
-                    m.d.sync += [s0.k.eq(0), s0.d.eq(s0.d + 1)]
+                    m.d.sync += [s0.k.eq(0), s0.d.eq(s0.d + 1), s0.dd.eq(s0.dd + 1),
+                                 s0.kslot.eq(Mux(s0.kslot == 0, ctx - 1, s0.kslot - 1))]
             with m.Else():
                 m.d.sync += s0.valid.eq(0)
-        acc_first = s0.attend & (s0.k == 0) & (s0.d == self.d_min)
 
-        # Memory reads for the op in s0; the data arrives with it in s1.
-        key_slot = Signal(range(ctx))
-        m.d.comb += key_slot.eq(Mux(s0.slot >= s0.d, s0.slot - s0.d, s0.slot + ctx - s0.d))
-        for b in range(B):
-            m.d.comb += [ard[b].addr.eq(s0.k), ard[b].en.eq(advance),
-                         crd[b].addr.eq(Cat(s0.k, key_slot) if kb else key_slot),
-                         crd[b].en.eq(advance)]
-            if p:
-                m.d.comb += [prd[b].addr.eq(Cat(s0.k, s0.d - self.d_min) if kb
-                                            else s0.d - self.d_min),
-                             prd[b].en.eq(advance)]
+            m.d.sync += [s1.valid.eq(s0.valid), s1.attend.eq(s0.attend), s1.k.eq(s0.k),
+                         s1.d0.eq(s0.d == 0), s1.end.eq(end_op),
+                         s1.acc_first.eq(s0.attend & (s0.k == 0) & (s0.d == self.d_min)),
+                         s1.first.eq(s0.first), s1.last.eq(s0.last), s1.x.eq(s0.x),
+                         s1.slot.eq(s0.slot), s1.kslot.eq(s0.kslot), s1.dd.eq(s0.dd)]
+            for dst, src in ((s2, s1), (s3, s2), (s4, s3), (s5, s4), (s6, s5), (s7, s6)):
+                m.d.sync += [getattr(dst, f).eq(getattr(src, f)) for f in ctl]
+            m.d.sync += [s2.x.eq(s1.x), s2.slot.eq(s1.slot), s2.kslot.eq(s1.kslot),
+                         s2.dd.eq(s1.dd), s3.slot.eq(s2.slot), s3.kslot.eq(s2.kslot),
+                         s3.dd.eq(s2.dd), s4.slot.eq(s3.slot), s5.j.eq(s4.j), s6.j.eq(s5.j),
+                         s7.j.eq(s6.j)]
 
-        # s1: hash (write jq and the cache) or form the attention index J.
-        jq_next = Signal(jvl)
-        m.d.comb += jq_next.eq(jq)
-        hash_now = advance & s1.valid & ~s1.attend
-        J = []
         for b in range(B):
+            adata = amems[b].read(m, s0.k, advance)
+            # The keys' jV and the codes are read at s3: a hash written to the cache at s4 is
+            # read back by the next position no earlier than 2K - 1 cycles later.
+            cdata = cmems[b].read(m, Cat(s3.k, s3.kslot) if kb else s3.kslot, advance)
+            pdata = (pmems[b].read(m, Cat(s3.k, s3.dd) if kb else s3.dd, advance)
+                     if p else C(0, 1))
             bits = []
             for r in range(n_c):
-                a = ard[b].data[(2 * r) * ab:(2 * r + 1) * ab]
-                c = ard[b].data[(2 * r + 1) * ab:(2 * r + 2) * ab]
-                bits.append(s1.x[a] > s1.x[c])
-            j = Cat(*bits)
-            m.d.comb += [cwr[b].addr.eq(Cat(s1.k, s1.slot) if kb else s1.slot),
-                         cwr[b].data.eq(j), cwr[b].en.eq(hash_now)]
+                a = s2.ab[b][(2 * r) * ab:(2 * r + 1) * ab]
+                c = s2.ab[b][(2 * r + 1) * ab:(2 * r + 2) * ab]
+                bits.append(s3.xa[b][r] > s3.xb[b][r])
+                with m.If(advance):
+                    m.d.sync += [s3.xa[b][r].eq(s2.x[a]), s3.xb[b][r].eq(s2.x[c])]
+            hash_now = advance & s4.valid & ~s4.attend
+            cmems[b].write(m, Cat(s4.k, s4.slot) if kb else s4.slot, s4.j[b], hash_now)
             for k in range(K):
-                with m.If(hash_now & (s1.k == k)):
-                    m.d.comb += jq_next[k * B + b].eq(j)
-            query = Signal(n_c, name=f"query{b}")
-            m.d.comb += query.eq(Array(jq[k * B + b] for k in range(K))[s1.k] if K > 1
-                                 else jq[b])
-            key = Mux(s1.d == 0, query, crd[b].data) if self.causal_self else crd[b].data
-            J.append(Cat(prd[b].data, key, query) if p else Cat(key, query))
-        m.d.sync += jq.eq(jq_next)
+                with m.If(hash_now & (s4.k == k)):
+                    m.d.sync += jq[k * B + b].eq(s4.j[b])
+            query = Array(jq[k * B + b] for k in range(K))[s4.k] if K > 1 else jq[b]
+            key = Mux(s5.d0, s5.query[b], s5.key[b]) if self.causal_self else s5.key[b]
+            J = Cat(s5.pe[b][:p], key, s5.query[b]) if p else Cat(key, s5.query[b])
+            vdata = vmems[b].read(m, Cat(J, s5.k), advance)
+            with m.If(advance):
+                # Block RAM outputs go straight into registers (their clock-to-out is long).
+                m.d.sync += [s2.ab[b].eq(adata), s4.j[b].eq(Cat(*bits)),
+                             s5.query[b].eq(query), s5.key[b].eq(cdata),
+                             s5.pe[b].eq(pdata), rows[b].eq(vdata)]
 
-        with m.If(advance):
-            m.d.sync += [getattr(s1, f).eq(getattr(s0, f)) for f in (*op, "x", "slot")]
-            m.d.sync += [s1.end.eq(end_op), s1.acc_first.eq(acc_first)]
-            m.d.sync += [getattr(s2, f).eq(getattr(s1, f)) for f in common]
-            m.d.sync += [s2.J[b].eq(J[b]) for b in range(B)]
-            m.d.sync += s2.jv.eq(jq_next)
-            m.d.sync += [getattr(s3, f).eq(getattr(s2, f)) for f in common]
-            m.d.sync += s3.jv.eq(s2.jv)
-        for b in range(B):
-            m.d.comb += [vrd[b].addr.eq(Cat(s2.J[b], s2.k)), vrd[b].en.eq(advance)]
-
-        # s3: accumulate the rows of attention ops; the position's last op writes the output.
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(s3.valid & s3.end)
-            with m.If(s3.valid & s3.end):
-                m.d.sync += [self.o.payload.jv.eq(s3.jv), self.o.payload.first.eq(s3.first),
-                             self.o.payload.last.eq(s3.last)]
+        # Per output value: the banks' rows through a registered adder tree, then the
+        # accumulator, which is the output register itself.
+        tree_levels = 0
+        sums = []
         for e in range(yd):
-            rows = tree_sum(vrd[b].data.word_select(e, ww).as_signed() for b in range(B))
-            total = Mux(s3.acc_first, 0, acc[e]) + rows
-            with m.If(advance & s3.valid & s3.attend):
-                m.d.sync += acc[e].eq(total)
-            with m.If(advance & s3.valid & s3.end):
-                m.d.sync += self.o.payload.z[e].eq(Mux(s3.attend, total, 0))
+            total, tree_levels = add_tree(
+                m, [rows2[b].word_select(e, ww).as_signed() for b in range(B)], self.y_width,
+                advance, f"sum{e}")
+            sums.append(total)
+        with m.If(advance):
+            m.d.sync += [s8.eq(s7), rows2.eq(rows)]
+        stages = [s0, s1, s2, s3, s4, s5, s6, s7, s8]
+        for level in range(tree_levels):
+            nxt = Signal.like(s8, name=f"st{level}")
+            with m.If(advance):
+                m.d.sync += nxt.eq(stages[-1])
+            stages.append(nxt)
+        sa = stages[-1]
+
+        with m.If(advance):
+            m.d.sync += self.o.valid.eq(sa.valid & sa.end)
+            with m.If(sa.valid & ~sa.attend):
+                for k in range(K):
+                    with m.If(sa.k == k):
+                        m.d.sync += [self.o.payload.jv[k * B + b].eq(sa.j[b]) for b in range(B)]
+            for e in range(yd):
+                with m.If(sa.valid & sa.attend):
+                    m.d.sync += self.o.payload.z[e].eq(
+                        Mux(sa.acc_first, 0, self.o.payload.z[e]) + sums[e])
+                with m.Elif(sa.valid & sa.end):
+                    m.d.sync += self.o.payload.z[e].eq(0)       # a position without keys
+            with m.If(sa.valid & sa.end):
+                m.d.sync += [self.o.payload.first.eq(sa.first), self.o.payload.last.eq(sa.last)]
 
         # Writes land only while no position is in flight.
-        idle = ~(s0.valid | s1.valid | s2.valid | s3.valid)
+        idle = ~Cat(*[s.valid for s in stages]).any()
         w = self.w.payload
         m.d.comb += self.w.ready.eq(idle)
         table_ok = w.table < self.n_t if self.n_t < 2 ** len(w.table) else C(1)
@@ -296,16 +324,10 @@ class LUTAttention(wiring.Component):
         fire = self.w.valid & idle & table_ok
         for b in range(B):
             here = fire & (wbank == b)
-            m.d.comb += [
-                awr[b].addr.eq(wk),
-                awr[b].data.eq(Cat(*[Cat(w.a[r], w.b[r]) for r in range(n_c)])),
-                awr[b].en.eq(here & (w.kind == 1) & anchors_ok),
-                vwr[b].addr.eq(Cat(w.addr, wk)),
-                vwr[b].data.eq(w.y.as_value()),
-                vwr[b].en.eq(here & (w.kind == 0)),
-            ]
+            amems[b].write(m, wk, Cat(*[Cat(w.a[r], w.b[r]) for r in range(n_c)]),
+                           here & (w.kind == 1) & anchors_ok)
+            vmems[b].write(m, Cat(w.addr, wk), w.y.as_value(), here & (w.kind == 0))
             if p:
-                m.d.comb += [pwr[b].addr.eq(Cat(wk[:kb], w.addr) if kb else w.addr),
-                             pwr[b].data.eq(w.pe),
-                             pwr[b].en.eq(here & (w.kind == 2) & (w.addr < self.D))]
+                pmems[b].write(m, Cat(wk[:kb], w.addr) if kb else w.addr, w.pe,
+                               here & (w.kind == 2) & (w.addr < self.D))
         return m

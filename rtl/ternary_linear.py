@@ -8,8 +8,9 @@ from numbers import Integral
 import numpy as np
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .lut import RowMemory
 
 __all__ = ["TernaryLinear", "check_ternary_linear_params", "weight_words", "popcount"]
 
@@ -121,7 +122,9 @@ class TernaryLinear(wiring.Component):
         ``W[g*p + l, c*k + m]`` for ``addr = g*(n_in/k) + c`` (see :func:`weight_words`).
         A code 0b10 is stored as 0; an ``addr >= depth`` is ignored. ``w.ready`` is low while a
         vector is being issued, so a vector never sees a mix of old and new weights: a write
-        applies to every vector accepted in the same cycle or later.
+        applies to every vector accepted later; a write offered while no vector is being issued
+        holds ``i.ready`` low. (``w.ready`` also stays low in the cycle after a vector's last
+        issue, while its last weight word leaves the memory.)
 
     Accumulator: ``|y| <= n_in``, so :attr:`acc_width` ``= bit_length(n_in) + 1`` bits never
     overflow (no saturation). Weights live in one memory of :attr:`depth` ``= (n_out/p)*(n_in/k)``
@@ -138,7 +141,7 @@ class TernaryLinear(wiring.Component):
     """
 
     #: Cycles from issuing the last chunk of a group to its output beat being valid.
-    latency = 4
+    latency = 6
 
     def __init__(self, *, n_in, n_out, p, k, spikes="binary", weights=None):
         params = check_ternary_linear_params(n_in=n_in, n_out=n_out, p=p, k=k, spikes=spikes)
@@ -178,10 +181,8 @@ class TernaryLinear(wiring.Component):
         sbits = 2 if ternary else 1
         word = data.ArrayLayout(data.ArrayLayout(signed(2), k), p)
 
-        m.submodules.mem = mem = Memory(shape=2 * p * k, depth=depth,
-                                        init=weight_words(self.weights, p=p, k=k))
-        wr = mem.write_port()
-        rd = mem.read_port()
+        mem = RowMemory(m, "mem", width=2 * p * k, depth=depth,
+                        init=weight_words(self.weights, p=p, k=k), shared_addr=True)
 
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
@@ -195,17 +196,8 @@ class TernaryLinear(wiring.Component):
         g = Signal(range(G))
         last_issue = Signal()
         m.d.comb += last_issue.eq(busy & (addr == depth - 1))
-        m.d.comb += self.i.ready.eq(advance & (~busy | last_issue))
-
-        # Writes never overlap the issue of a vector (see the docstring).
-        m.d.comb += self.w.ready.eq(~busy)
-        wcodes = [self.w.payload.w[l][j] for l in range(p) for j in range(k)]
-        m.d.comb += [
-            wr.en.eq(self.w.valid & self.w.ready & (self.w.payload.addr < depth)),
-            wr.addr.eq(self.w.payload.addr),
-            # The illegal code 0b10 is stored as 0.
-            wr.data.eq(Cat(Mux(_code(cd) == 0b10, 0, _code(cd)) for cd in wcodes)),
-        ]
+        # A write accepted now lands in the next cycle, before the next vector's first read.
+        m.d.comb += self.i.ready.eq(advance & (~busy | last_issue) & ~(self.w.valid & ~busy))
 
         p1 = Signal(data.StructLayout({"valid": 1, "start": 1, "end": 1, "first": 1,
                                        "last": 1, "err": 1, "chunk": sbits * k}))
@@ -213,7 +205,16 @@ class TernaryLinear(wiring.Component):
                                        "last": 1, "err": 1,
                                        "part": data.ArrayLayout(signed(k.bit_length() + 1), p)}))
 
-        m.d.comb += [rd.en.eq(advance), rd.addr.eq(addr)]
+        rdata = mem.read(m, addr, advance)
+        # Writes never overlap the issue of a vector, nor the cycle after it whose read data
+        # is still at the memory output (see the docstring).
+        m.d.comb += self.w.ready.eq(~busy & ~p1.valid)
+        wcodes = [self.w.payload.w[l][j] for l in range(p) for j in range(k)]
+        # The illegal code 0b10 is stored as 0.
+        mem.write(m, self.w.payload.addr,
+                  Cat(Mux(_code(cd) == 0b10, 0, _code(cd)) for cd in wcodes),
+                  self.w.valid & self.w.ready & (self.w.payload.addr < depth))
+
         with m.If(advance):
             m.d.sync += [
                 p1.valid.eq(busy), p1.start.eq(c == 0), p1.end.eq(c == Cn - 1),
@@ -240,37 +241,55 @@ class TernaryLinear(wiring.Component):
                 m.d.sync += [busy.eq(1), s_reg.eq(s_flat), v_first.eq(self.i.payload.first),
                              v_last.eq(self.i.payload.last), v_err.eq(bad)]
 
-        # p1: weights arrive; every product becomes a +1 bit and a -1 bit (registered: the
-        # block-RAM output leaves little time for more).
-        wv = word(rd.data)
+        ctl = {"valid": 1, "start": 1, "end": 1, "first": 1, "last": 1, "err": 1}
+
+        def follow(dst, src):
+            return [getattr(dst, f).eq(getattr(src, f)) for f in ctl]
+
+        # p1: the weights leave the block RAM, straight into a register (its clock-to-out
+        # leaves no time for logic).
+        pw = Signal(data.StructLayout({**ctl, "chunk": sbits * k, "w": 2 * p * k}))
+        with m.If(advance):
+            m.d.sync += follow(pw, p1) + [pw.chunk.eq(p1.chunk), pw.w.eq(rdata)]
+
+        # pw: every product becomes a +1 bit and a -1 bit.
+        wv = word(pw.w)
         plus, minus = [], []
         for l in range(p):
             for j in range(k):
                 wc = _code(wv[l][j])
                 wpos, wneg = wc == 0b01, wc == 0b11
                 if ternary:
-                    sc = p1.chunk[2 * j:2 * j + 2]
+                    sc = pw.chunk[2 * j:2 * j + 2]
                     spos, sneg = sc == 0b01, sc == 0b11
                     plus.append((wpos & spos) | (wneg & sneg))
                     minus.append((wpos & sneg) | (wneg & spos))
                 else:
-                    sj = p1.chunk[j]
+                    sj = pw.chunk[j]
                     plus.append(wpos & sj)
                     minus.append(wneg & sj)
-        pm = Signal(data.StructLayout({"valid": 1, "start": 1, "end": 1, "first": 1, "last": 1,
-                                       "err": 1, "plus": p * k, "minus": p * k}))
+        pm = Signal(data.StructLayout({**ctl, "plus": p * k, "minus": p * k}))
         with m.If(advance):
-            m.d.sync += [pm.valid.eq(p1.valid), pm.start.eq(p1.start), pm.end.eq(p1.end),
-                         pm.first.eq(p1.first), pm.last.eq(p1.last), pm.err.eq(p1.err),
-                         pm.plus.eq(Cat(plus)), pm.minus.eq(Cat(minus))]
+            m.d.sync += follow(pm, pw) + [pm.plus.eq(Cat(plus)), pm.minus.eq(Cat(minus))]
 
-        # pm: each lane sums its k products as (#+1) - (#-1).
+        # pm: popcounts of 8-product slices per lane; pp: each lane sums its k products as
+        # (#+1) - (#-1).
+        slices = [(j, min(j + 8, k)) for j in range(0, k, 8)]
+        cnt = unsigned(min(k, 8).bit_length())
+        pp = Signal(data.StructLayout({
+            **ctl, "plus": data.ArrayLayout(data.ArrayLayout(cnt, len(slices)), p),
+            "minus": data.ArrayLayout(data.ArrayLayout(cnt, len(slices)), p)}))
         with m.If(advance):
-            m.d.sync += [p2.valid.eq(pm.valid), p2.start.eq(pm.start), p2.end.eq(pm.end),
-                         p2.first.eq(pm.first), p2.last.eq(pm.last), p2.err.eq(pm.err)]
+            m.d.sync += follow(pp, pm)
             for l in range(p):
-                m.d.sync += p2.part[l].eq(popcount(pm.plus[l * k:(l + 1) * k])
-                                          - popcount(pm.minus[l * k:(l + 1) * k]))
+                for n_, (lo, hi) in enumerate(slices):
+                    m.d.sync += [pp.plus[l][n_].eq(popcount(pm.plus[l * k + lo:l * k + hi])),
+                                 pp.minus[l][n_].eq(popcount(pm.minus[l * k + lo:l * k + hi]))]
+            m.d.sync += follow(p2, pp)
+            for l in range(p):
+                m.d.sync += p2.part[l].eq(_tree_sum([pp.plus[l][n_] for n_ in range(len(slices))])
+                                          - _tree_sum([pp.minus[l][n_]
+                                                       for n_ in range(len(slices))]))
 
         # p2: accumulate over the chunks of a group; the group's total goes to the output.
         acc = Signal(data.ArrayLayout(signed(self.acc_width), p))

@@ -37,7 +37,7 @@ def test_init():
             "addr": range(4), "w": data.ArrayLayout(data.ArrayLayout(signed(2), 4), 3)}))),
     })
     assert (dut.groups, dut.chunks, dut.depth, dut.cycles_per_vector, dut.acc_width,
-            dut.latency) == (2, 2, 4, 4, 5, 4)
+            dut.latency) == (2, 2, 4, 4, 5, 6)
     assert ternary_linear_cycles(**BASE) == (dut.cycles_per_vector, dut.latency)
     binary = TernaryLinear(n_in=7, n_out=1, p=1, k=1)
     assert binary.i.payload.shape()["s"].shape == data.ArrayLayout(unsigned(1), 7)

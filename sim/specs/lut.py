@@ -16,6 +16,10 @@ DEFAULTS = {"n": 16, "x_width": 6, "n_t": 8, "n_c": 4, "y_dim": 8, "w_width": 8,
             "y_width": None, "banks": 2, "image": "", "table_seed": 1}
 
 
+# A LUT layer of the byte-level LM: 8 tables of 2**6 rows of 16 values, one bank.
+LM_FFN = {"n": 16, "x_width": 8, "n_t": 8, "n_c": 6, "y_dim": 16, "w_width": 8, "banks": 1}
+
+
 def resolve(params):
     """Validate the shape, fill in ``y_width``, and check the image (if any) fits."""
     out = dict(params)
@@ -132,4 +136,7 @@ SPECS = [CoreSpec(
     resolve=resolve, step_unit="vector", demo_steps=2000,
     build_defaults={"n": 32, "x_width": 8, "n_t": 16, "n_c": 6, "y_dim": 32, "w_width": 8,
                     "banks": 4},
+    # The size of a LUT layer of the byte-level LM (rtl/lm.py).
+    bench_builds=[LM_FFN],
+    bench_sims=[(LM_FFN, 200), (dict(LM_FFN, banks=4), 200)],
 )]

@@ -21,6 +21,11 @@ DEFAULTS = {"n": 16, "x_width": 6, "n_t": 4, "n_c": 3, "p": 2, "ctx": 8, "y_dim"
             "table_seed": 1}
 
 
+# The attention layer of the byte-level LM: 8 tables of 2**10 rows of 16 values, context 64.
+LM_ATT = {"n": 16, "x_width": 8, "n_t": 8, "n_c": 4, "p": 2, "ctx": 64, "y_dim": 16,
+          "w_width": 8, "banks": 1}
+
+
 def resolve(params):
     out = dict(params)
     out.update(check_lut_attention_params(**{k: params[k] for k in SHAPE}))
@@ -166,4 +171,6 @@ SPECS = [CoreSpec(
     resolve=resolve, step_unit="position", demo_steps=1500,
     build_defaults={"n": 32, "x_width": 8, "n_t": 8, "n_c": 4, "p": 2, "ctx": 16, "y_dim": 16,
                     "w_width": 8, "banks": 4},
+    bench_builds=[LM_ATT],
+    bench_sims=[(dict(LM_ATT, ctx=16), 100)],
 )]

@@ -9,8 +9,9 @@ from numbers import Integral, Real
 
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .ecp5_ram import PipelinedRAM
 
 __all__ = ["LIF", "LIF_PARAMS", "check_lif_params", "lif_preset"]
 
@@ -231,11 +232,12 @@ class LIF(wiring.Component):
     Latency is :attr:`latency` = 5 cycles from an input handshake to ``o.valid`` (registered
     output). The pipeline stalls as a whole while ``o.valid & ~o.ready``; ``o.valid`` never
     depends on ``o.ready``, and ``i.ready`` depends on neither ``i.valid`` nor the payload.
-    Neuron state (membrane and last spike) lives in a memory of depth ``n/p`` and width
-    ``p*(m_width+2)`` (``p*(m_width+1)`` when binary), block RAM when ``n/p`` is large. A beat
-    whose group was accepted fewer than :attr:`hazard_window` = 5 beats earlier waits for its
-    state, so throughput is ``p`` neuron updates per cycle when ``n/p >= 5`` and ``p*(n/p)/5``
-    otherwise; results never depend on gaps or backpressure.
+    Neuron state (membrane and last spike) lives in a
+    :class:`~spikeforge.rtl.ecp5_ram.PipelinedRAM` of depth ``n/p`` and width ``p*(m_width+2)``
+    (``p*(m_width+1)`` when binary): on ECP5, block RAM with its output register when ``n/p > 16``.
+    A beat whose group was accepted fewer than :attr:`hazard_window` = 5 beats earlier waits for
+    its state, so throughput is ``p`` neuron updates per cycle when ``n/p >= 5`` and
+    ``p*(n/p)/5`` otherwise; results never depend on gaps or backpressure.
 
     Reset: the first beat after reset starts a sequence whether or not ``first`` is set. State
     memory needs no clearing: the first step of every sequence ignores it.
@@ -278,39 +280,45 @@ class LIF(wiring.Component):
         theta_reset = self._steps("theta_reset")
         use_reset = self.rho == 1 and any(theta_reset)
 
-        # A binary spike is stored in one bit: a constant bit in the memory's word would keep
-        # Yosys from mapping it to block RAM.
-        state = data.StructLayout({"m": signed(mw),
-                                   "q": signed(2) if self.bipolar else unsigned(1)})
-        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(state, p), depth=G, init=[])
-        wr = mem.write_port()
-        rd = mem.read_port(transparent_for=(wr,))
+        # A binary spike is stored in one bit: a constant bit in the memory's word would waste
+        # block RAM.
+        q_shape = signed(2) if self.bipolar else unsigned(1)
+        state = data.StructLayout({"m": signed(mw), "q": q_shape})
+        states = data.ArrayLayout(state, p)
+        # Read latency 2: the address register, then the block RAM's own output register, so
+        # the RAM's slow clock-to-out ends in a register. See "prefetch" below.
+        m.submodules.ram = ram = PipelinedRAM(width=Shape.cast(states).width, depth=max(G, 2))
 
         advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+        m.d.comb += [advance.eq(~self.o.valid | self.o.ready), ram.ce.eq(advance)]
 
         # One beat per stage: a valid bit (reset) and a payload register without reset, which
-        # needs none and so leaves the flip-flops' reset input free for logic.
+        # needs none and so leaves the flip-flops' reset input free for logic. The whole
+        # pipeline, the RAM included, moves only on `advance`.
         def stage(name, payload):
             layout = data.StructLayout({"first": 1, "last": 1, "g": range(G), **payload})
             return Signal(name=f"{name}_valid"), Signal(layout, name=name, reset_less=True)
 
-        v1, s1 = stage("s1", {"t": range(T), "fresh": 1,
-                              "x": data.ArrayLayout(signed(self.x_width), p)})
-        v2, s2 = stage("s2", {"t": range(T), "x": data.ArrayLayout(signed(self.x_width), p),
-                              "state": data.ArrayLayout(state, p),
-                              "tr": unsigned(mw), "bp": range(len(betas)),
-                              "bz": range(len(betas)), "bn": range(len(betas))})
-        wide = max(self.x_width, mw) + 2  # holds x - reset term, and thresholds minus it
-        v3, s3 = stage("s3", {"xo": data.ArrayLayout(signed(wide), p),
-                              "sel": data.ArrayLayout(range(len(betas)), p),
-                              "prod": data.ArrayLayout(data.ArrayLayout(signed(mw), len(betas)), p),
-                              "th_pos": unsigned(mw), "minus_th_neg": signed(mw + 1)})
-        v4, s4 = stage("s4", {"xo": data.ArrayLayout(signed(wide), p),
-                              "prod": data.ArrayLayout(signed(mw), p),
-                              "lim_pos": data.ArrayLayout(signed(wide), p),
-                              "lim_neg": data.ArrayLayout(signed(wide), p)})
-        v5, s5 = stage("s5", {"state": data.ArrayLayout(state, p)})
+        wide = max(self.x_width, mw) + 2  # holds x - reset term
+        nb = len(betas)
+        consts = {"th_pos": unsigned(mw), "minus_th_neg": signed(mw + 1)}
+        xs = data.ArrayLayout(signed(self.x_width), p)
+        # x minus the reset term after a +1, 0 and -1 spike
+        xo_all = data.ArrayLayout(data.ArrayLayout(signed(wide), 3), p) if use_reset else xs
+        lims = ("pos", "neg", "hi", "lo")  # fire +1, fire -1, saturate up, saturate down
+        v1, s1 = stage("s1", {"fresh": 1, "hit": 1, "byp": states, "x": xs, "tr": unsigned(mw),
+                              "bp": range(nb), "bz": range(nb), "bn": range(nb), **consts})
+        v2, s2 = stage("s2", {"xo": xo_all, "q": data.ArrayLayout(q_shape, p),
+                              "sel": data.ArrayLayout(range(nb), p),
+                              "prod": data.ArrayLayout(data.ArrayLayout(signed(mw), nb), p),
+                              **consts})
+        v3, s3 = stage("s3", {"prod": data.ArrayLayout(signed(mw), p),
+                              "xo": data.ArrayLayout(signed(wide), p),
+                              **{f"lim_{name}": data.ArrayLayout(signed(wide + 1), p)
+                                 for name in lims}})
+        v4, s4 = stage("s4", {"total": data.ArrayLayout(signed(mw), p),
+                              **{f"{name}": data.ArrayLayout(1, p) for name in lims}})
+        v5, s5 = stage("s5", {"state": states})
         with m.If(advance):
             m.d.sync += Cat(v1, v2, v3, v4, v5).eq(Cat(self.i.valid & self.i.ready, v1, v2, v3, v4))
 
@@ -324,91 +332,143 @@ class LIF(wiring.Component):
         with m.Else():
             m.d.comb += [beat_g.eq(g_next), beat_t.eq(t_next), beat_fresh.eq(fresh_next)]
 
-        # The state of a group is written back while its beat is in s5 (and the read is
-        # transparent to that write), so the same group must not sit in s1..s4. This uses the
-        # counter's group, not the payload's `first`, so that i.ready never depends on the
-        # payload; a `first` beat (which reads no state) may wait needlessly, never wrongly.
+        # The state of a group is written back at the edge that moves its beat out of s5, so
+        # the same group must not sit in s1..s4 (the two writes that may still be missing
+        # from what the RAM read take the bypass below). This uses the counter's group, not
+        # the payload's `first`, so that i.ready never depends on the payload; a `first` beat
+        # (which reads no state) may wait needlessly, never wrongly. The hazard is computed a
+        # cycle ahead, so that neither i.ready nor the RAM address below waits for a comparison.
+        def inc(g):
+            return Mux(g == G - 1, 0, g + 1)
+
+        accept = Signal()
+        g_inc = Signal.like(g_next, init=1 % G)  # always inc(g_next)
+        inc_beat = Signal.like(g_next)
+        m.d.comb += [accept.eq(self.i.valid & self.i.ready),
+                     inc_beat.eq(Mux(self.i.payload.first, 1 % G, g_inc))]
+        # The hazard for the next cycle, from what the registers will hold after this edge.
         hazard = Signal()
-        m.d.comb += hazard.eq(~fresh_next & Cat(v & (s.g == g_next)
-                                                for v, s in ((v1, s1), (v2, s2), (v3, s3),
-                                                             (v4, s4))).any())
         m.d.comb += self.i.ready.eq(advance & ~hazard)
+        # `accept` without o.ready: what the registers updated under `advance` select on.
+        take = Signal()
+        m.d.comb += take.eq(self.i.valid & ~hazard)
+        stages = ((v1, s1), (v2, s2), (v3, s3))
+        last_of_step = beat_g == G - 1
+        # s.g == inc_beat, with both comparisons made from registers before `first` picks one.
+        hz_accept = ~Mux(last_of_step, 0, beat_fresh) & ((G == 1) | Mux(
+            self.i.payload.first, Cat(v & (s.g == 1 % G) for v, s in stages).any(),
+            Cat(v & (s.g == g_inc) for v, s in stages).any()))
+        hz_idle = ~fresh_next & Cat(v & (s.g == g_next) for v, s in stages).any()
+        with m.If(advance):
+            m.d.sync += hazard.eq(Mux(take, hz_accept, hz_idle))
 
-        with m.If(self.i.valid & self.i.ready):
-            with m.If(beat_g == G - 1):
-                m.d.sync += [g_next.eq(0), t_next.eq(Mux(beat_t == T - 1, 0, beat_t + 1)),
-                             fresh_next.eq(0)]
+        # Prefetch: the RAM samples, at every edge, the address g_next will hold after it:
+        # the group of the next beat unless that beat starts a sequence (and then it needs no
+        # state). So a beat's state is in the RAM's output register while the beat is in s1.
+        # The address ignores o.ready: when the pipeline stalls, the RAM does too.
+        g_after = Signal.like(g_next)
+        m.d.comb += g_after.eq(Mux(take, inc_beat, g_next))
+        with m.If(accept):
+            # From beat_g, not g_inc, so that g_next < n/p holds by construction.
+            m.d.sync += [g_next.eq(inc(beat_g)),
+                         g_inc.eq(Mux(self.i.payload.first, 2 % G, inc(g_inc)))]
+            with m.If(last_of_step):
+                m.d.sync += [t_next.eq(Mux(beat_t == T - 1, 0, beat_t + 1)), fresh_next.eq(0)]
             with m.Else():
-                m.d.sync += [g_next.eq(beat_g + 1), t_next.eq(beat_t), fresh_next.eq(beat_fresh)]
+                m.d.sync += [t_next.eq(beat_t), fresh_next.eq(beat_fresh)]
 
-        m.d.comb += [rd.en.eq(advance), rd.addr.eq(beat_g)]
+        # Write-back from s5 (the RAM writes only on `advance`). The read a beat uses was
+        # sampled one edge before the beat was accepted: it misses the write made at that
+        # edge (kept in `last_*`) and the one made at the acceptance edge (still in s5).
+        m.d.comb += [ram.r_addr.eq(g_after),
+                     ram.w_en.eq(v5), ram.w_addr.eq(s5.g), ram.w_data.eq(s5.state)]
+        last_v = Signal()
+        last_state = Signal(states, reset_less=True)
+        # Whether s5's group and the group of the last write equal g_next, computed a cycle
+        # ahead like the hazard.
+        eq_s5 = Signal()
+        eq_last = Signal()
+        with m.If(advance):
+            m.d.sync += [eq_s5.eq(Mux(take, s4.g == inc_beat, s4.g == g_next)),
+                         eq_last.eq(Mux(take, s5.g == inc_beat, s5.g == g_next))]
+        hit_s5 = Signal()
+        m.d.comb += hit_s5.eq(v5 & eq_s5)
+
+        prev = Signal(states)
+        m.d.comb += prev.eq(Mux(s1.fresh, 0, Mux(s1.hit, s1.byp, ram.r_data)))
 
         with m.If(advance):
-            # s1: the accepted beat; its state arrives from the memory during this stage.
+            m.d.sync += [last_v.eq(v5), last_state.eq(s5.state)]
+            # s1: the accepted beat, its step's constants and the bypassed state, if any.
             m.d.sync += [
                 s1.first.eq(self.i.payload.first), s1.last.eq(self.i.payload.last),
-                s1.g.eq(beat_g), s1.t.eq(beat_t), s1.fresh.eq(beat_fresh),
-                s1.x.eq(self.i.payload.x),
+                s1.g.eq(beat_g), s1.fresh.eq(beat_fresh), s1.x.eq(self.i.payload.x),
+                s1.hit.eq(hit_s5 | (last_v & eq_last)),
+                s1.byp.eq(Mux(hit_s5, s5.state, last_state)),
+                s1.tr.eq(_lookup(theta_reset, beat_t)),
+                s1.bp.eq(_lookup(bidx["beta_pos"], beat_t)),
+                s1.bz.eq(_lookup(bidx["beta_zero"], beat_t)),
+                s1.bn.eq(_lookup(bidx["beta_neg"], beat_t)),
+                s1.th_pos.eq(_lookup(self._steps("theta_pos"), beat_t)),
+                s1.minus_th_neg.eq(_lookup([-v for v in self._steps("theta_neg")], beat_t)),
             ]
-            # s2: the state straight from the memory (its read is slow), zero at the first step
-            # of a sequence; and the step's constants.
-            m.d.sync += [
-                s2.first.eq(s1.first), s2.last.eq(s1.last), s2.g.eq(s1.g), s2.t.eq(s1.t),
-                s2.x.eq(s1.x), s2.state.eq(rd.data),
-                s2.tr.eq(_lookup(theta_reset, s1.t)),
-                s2.bp.eq(_lookup(bidx["beta_pos"], s1.t)),
-                s2.bz.eq(_lookup(bidx["beta_zero"], s1.t)),
-                s2.bn.eq(_lookup(bidx["beta_neg"], s1.t)),
-            ]
-            with m.If(s1.fresh):
-                m.d.sync += s2.state.eq(0)
-            # s3: every leak product, the leak selector, x minus the reset term, thresholds.
-            m.d.sync += [s3.first.eq(s2.first), s3.last.eq(s2.last), s3.g.eq(s2.g),
-                         s3.th_pos.eq(_lookup(self._steps("theta_pos"), s2.t)),
-                         s3.minus_th_neg.eq(_lookup([-v for v in self._steps("theta_neg")], s2.t))]
+            # s2: the previous state (zero at the first step of a sequence): every leak
+            # product of its membrane, and the leak its spike selects; x minus each possible
+            # reset term.
+            m.d.sync += [s2.first.eq(s1.first), s2.last.eq(s1.last), s2.g.eq(s1.g)]
+            m.d.sync += [getattr(s2, k).eq(getattr(s1, k)) for k in consts]
             for k in lanes:
-                q = s2.state[k].q
-                offset = 0
-                if use_reset:
-                    offset = Mux(q == 1, -s2.tr, Mux(q == -1, s2.tr, 0))
-                m.d.sync += [
-                    s3.xo[k].eq(s2.x[k] + offset),
-                    s3.sel[k].eq(Mux(q == 1, s2.bp, Mux(q == -1, s2.bn, s2.bz))),
-                ]
+                q = prev[k].q
+                m.d.sync += [s2.q[k].eq(q),
+                             s2.sel[k].eq(Mux(q == 1, s1.bp, Mux(q == -1, s1.bn, s1.bz)))]
                 for d, b in enumerate(betas):
-                    m.d.sync += s3.prod[k][d].eq(_const_product(b, s2.state[k].m, F))
-            # s4: the selected leak product; the thresholds moved to the product's side
-            # (prod + xo >= th  <=>  prod >= th - xo), so that s5 compares with one carry chain
-            # each while it adds and saturates in parallel.
+                    m.d.sync += s2.prod[k][d].eq(_const_product(b, prev[k].m, F))
+                if use_reset:
+                    m.d.sync += [s2.xo[k][0].eq(s1.x[k] - s1.tr), s2.xo[k][1].eq(s1.x[k]),
+                                 s2.xo[k][2].eq(s1.x[k] + s1.tr)]
+                else:
+                    m.d.sync += s2.xo[k].eq(s1.x[k])
+            # s3: the selected leak product; x minus the reset term; each limit moved to the
+            # product's side (prod + xo >= lim  <=>  prod >= lim - xo), so that s4 compares
+            # with one carry chain each, in parallel with the sum.
+            m_lo, m_hi = -2 ** (mw - 1), 2 ** (mw - 1) - 1
+            m.d.sync += [s3.first.eq(s2.first), s3.last.eq(s2.last), s3.g.eq(s2.g)]
+            for k in lanes:
+                q = s2.q[k]
+                if use_reset:
+                    xo_all_k = s2.xo[k]
+                    xo = Mux(q == 1, xo_all_k[0], Mux(q == -1, xo_all_k[2], xo_all_k[1]))
+                else:
+                    xo = s2.xo[k]
+                m.d.sync += [
+                    s3.prod[k].eq(s2.prod[k][0] if nb == 1 else s2.prod[k][s2.sel[k]]),
+                    s3.xo[k].eq(xo),
+                    s3.lim_pos[k].eq(s2.th_pos - xo),
+                    s3.lim_neg[k].eq(s2.minus_th_neg - xo),
+                    s3.lim_hi[k].eq(m_hi + 1 - xo),
+                    s3.lim_lo[k].eq(m_lo - xo),
+                ]
+            # s4: the sum (its low m_width bits) and the four comparisons.
             m.d.sync += [s4.first.eq(s3.first), s4.last.eq(s3.last), s4.g.eq(s3.g)]
             for k in lanes:
+                prod = s3.prod[k]
                 m.d.sync += [
-                    s4.prod[k].eq(s3.prod[k][0] if len(betas) == 1 else s3.prod[k][s3.sel[k]]),
-                    s4.xo[k].eq(s3.xo[k]),
-                    s4.lim_pos[k].eq(s3.th_pos - s3.xo[k]),
-                    s4.lim_neg[k].eq(s3.minus_th_neg - s3.xo[k]),
+                    s4.total[k].eq(prod + s3.xo[k]),
+                    s4.pos[k].eq(prod >= s3.lim_pos[k]),
+                    s4.neg[k].eq(prod <= s3.lim_neg[k] if self.bipolar else 0),
+                    s4.hi[k].eq(prod >= s3.lim_hi[k]),
+                    s4.lo[k].eq(prod < s3.lim_lo[k]),
                 ]
             # s5 (the output register): saturated membrane and spike, written back from here.
             # Thresholds lie inside the membrane range, so firing on the unsaturated sum equals
             # firing on the saturated membrane.
-            m_lo, m_hi = -2 ** (mw - 1), 2 ** (mw - 1) - 1
             m.d.sync += [s5.first.eq(s4.first), s5.last.eq(s4.last), s5.g.eq(s4.g)]
             for k in lanes:
-                total = s4.prod[k] + s4.xo[k]
-                fire_pos = s4.prod[k] >= s4.lim_pos[k]
-                fire_neg = (s4.prod[k] <= s4.lim_neg[k]) if self.bipolar else C(0)
-                # Out of range iff the bits from the membrane's sign bit up are not all equal:
-                # a few LUTs, where comparing against both limits would take two carry chains.
-                top = total[mw - 1:]
-                overflow = ~(top.all() | ~top.any())
                 m.d.sync += [
-                    s5.state[k].m.eq(Mux(overflow, Mux(total[-1], m_lo, m_hi), total[:mw])),
-                    s5.state[k].q.eq(Mux(fire_pos, 1, Mux(fire_neg, -1, 0))),
+                    s5.state[k].m.eq(Mux(s4.hi[k], m_hi, Mux(s4.lo[k], m_lo, s4.total[k]))),
+                    s5.state[k].q.eq(Mux(s4.pos[k], 1, Mux(s4.neg[k], -1, 0))),
                 ]
 
-        # Rewriting the same data while the output stalls is harmless and keeps o.ready out of
-        # the write enable.
-        m.d.comb += [wr.en.eq(v5), wr.addr.eq(s5.g), wr.data.eq(s5.state)]
         m.d.comb += [self.o.valid.eq(v5), self.o.payload.first.eq(s5.first),
                      self.o.payload.last.eq(s5.last)]
         for k in lanes:

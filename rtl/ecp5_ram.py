@@ -1,0 +1,166 @@
+"""A simple dual-port RAM with a registered read, as ECP5 block RAM with its output register.
+
+Yosys maps an Amaranth ``Memory`` read port to a ``DP16KD`` without the block RAM's output
+register, so the RAM's slow clock-to-out (about 5.8 ns at speed grade 6) feeds the next logic
+directly. :class:`PipelinedRAM` instantiates ``DP16KD`` itself with ``REGMODE_B = "OUTREG"``
+when it is elaborated for an ECP5 platform, and is an ordinary ``Memory`` plus a register
+everywhere else (simulation, Verilog export, formal), with the same cycle behaviour.
+"""
+
+import math
+
+from amaranth.hdl import *
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["PipelinedRAM", "dp16kd_tiling"]
+
+# DP16KD data widths up to 18 bits (true dual-port modes) and the address bits they leave:
+# width -> (words, low address bits unused).
+_DP16KD_MODES = {18: (1024, 4), 9: (2048, 3), 4: (4096, 2), 2: (8192, 1), 1: (16384, 0)}
+
+
+def _check(name, value, lo, hi):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"PipelinedRAM parameter {name!r} must be an integer, not {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"PipelinedRAM parameter {name!r} must be in {lo}..{hi}, not {value}")
+    return value
+
+
+def dp16kd_tiling(width, depth):
+    """``(tile_width, columns, banks)``: how :class:`PipelinedRAM` tiles ``DP16KD`` blocks.
+
+    The widest mode whose depth holds ``depth`` words, ``columns`` tiles side by side for the
+    width; more than 16384 words take ``banks`` tiles of 1 bit stacked in depth.
+    """
+    for tile_width, (words, _) in _DP16KD_MODES.items():
+        if words >= depth:
+            return tile_width, math.ceil(width / tile_width), 1
+    return 1, width, math.ceil(depth / 16384)
+
+
+def _is_ecp5(platform):
+    return getattr(platform, "family", None) == "ecp5"
+
+
+class PipelinedRAM(wiring.Component):
+    """``depth`` words of ``width`` bits; one write port, one read port with read latency 2.
+
+    Parameters
+    ----------
+    width : int
+        Word width, 1..4096.
+    depth : int
+        Number of words, 2..65536.
+    block_ram : bool or None
+        On ECP5, use ``DP16KD`` blocks (``True``) or leave the memory to synthesis (``False``:
+        distributed RAM or flip-flops, plus a register). ``None`` (default): block RAM when
+        ``depth > 16``. Ignored on other platforms.
+
+    Members
+    -------
+    ce : ``In(1, init=1)``
+        Clock enable of the whole RAM: with ``ce`` low no write happens, the read address is
+        not sampled and ``r_data`` holds.
+    w_en, w_addr, w_data : ``In(1)``, ``In(range(depth))``, ``In(width)``
+        Write ``w_data`` to ``w_addr`` at an enabled edge where ``w_en`` is high.
+    r_addr : ``In(range(depth))``
+        Read address, sampled at every enabled edge.
+    r_data : ``Out(width)``
+        The word at the ``r_addr`` sampled two enabled edges earlier (an address register, then
+        the output register). A read sampled at the same edge as a write to the same address
+        returns an undefined word (this model returns the old one); a write one enabled edge or
+        more before the read is seen. Contents start undefined (zero in this model).
+
+    On ECP5 with block RAM: ``DP16KD`` in modes up to 18 bits wide (see
+    :func:`dp16kd_tiling`), port A writing, port B reading through its output register; the
+    ``r_addr`` to ``r_data`` path then holds no logic except, beyond 16384 words, a bank
+    select after the output registers.
+    """
+
+    #: Enabled edges from ``r_addr`` to ``r_data``.
+    latency = 2
+
+    def __init__(self, *, width, depth, block_ram=None):
+        self.width = _check("width", width, 1, 4096)
+        self.depth = _check("depth", depth, 2, 65536)
+        if block_ram is not None and not isinstance(block_ram, bool):
+            raise TypeError(f"PipelinedRAM parameter 'block_ram' must be a bool or None, not "
+                            f"{block_ram!r}")
+        self.block_ram = depth > 16 if block_ram is None else block_ram
+        super().__init__({
+            "ce": In(1, init=1),
+            "w_en": In(1), "w_addr": In(range(depth)), "w_data": In(width),
+            "r_addr": In(range(depth)), "r_data": Out(width),
+        })
+
+    def elaborate(self, platform):
+        if self.block_ram and _is_ecp5(platform):
+            return self._elaborate_dp16kd()
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(transparent_for=())
+        m.d.comb += [wr.en.eq(self.w_en & self.ce), wr.addr.eq(self.w_addr),
+                     wr.data.eq(self.w_data), rd.en.eq(self.ce), rd.addr.eq(self.r_addr)]
+        with m.If(self.ce):
+            m.d.sync += self.r_data.eq(rd.data)
+        return m
+
+    def _elaborate_dp16kd(self):
+        m = Module()
+        tile_width, columns, banks = dp16kd_tiling(self.width, self.depth)
+        shift = _DP16KD_MODES[tile_width][1]
+        bank_bits = max(banks - 1, 0).bit_length()
+        words = []
+        for bank in range(banks):
+            w_sel = self.w_en & ((self.w_addr >> 14) == bank if banks > 1 else 1)
+            data = []
+            for col in range(columns):
+                lo = col * tile_width
+                hi = min(lo + tile_width, self.width)
+                din = Signal(tile_width, name=f"din_{bank}_{col}")
+                dout = Signal(tile_width, name=f"dout_{bank}_{col}")
+                m.d.comb += din.eq(self.w_data[lo:hi])
+                # Port A writes; with 18-bit words its two low address pins are byte enables.
+                ada = Cat(Const(0b11 if tile_width == 18 else 0, shift),
+                          self.w_addr[:14 - shift])
+                adb = Cat(Const(0, shift), self.r_addr[:14 - shift])
+                ports = {
+                    "i_CLKA": ClockSignal(), "i_CEA": self.ce, "i_OCEA": self.ce,
+                    "i_WEA": w_sel, "i_RSTA": C(0), "i_CLKB": ClockSignal(), "i_CEB": self.ce,
+                    "i_OCEB": self.ce, "i_WEB": C(0), "i_RSTB": C(0),
+                }
+                for k in range(3):
+                    ports[f"i_CSA{k}"] = C(0)
+                    ports[f"i_CSB{k}"] = C(0)
+                for k in range(14):
+                    ports[f"i_ADA{k}"] = ada[k] if k < len(ada) else C(0)
+                    ports[f"i_ADB{k}"] = adb[k] if k < len(adb) else C(0)
+                for k in range(18):
+                    ports[f"i_DIA{k}"] = din[k] if k < tile_width else C(0)
+                    ports[f"i_DIB{k}"] = C(0)
+                for k in range(tile_width):
+                    ports[f"o_DOB{k}"] = dout[k]
+                m.submodules[f"ram_{bank}_{col}"] = Instance(
+                    "DP16KD",
+                    p_DATA_WIDTH_A=tile_width, p_DATA_WIDTH_B=tile_width,
+                    p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                    p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
+                    p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
+                    p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
+                    **ports)
+                data.append(dout[:hi - lo])
+            words.append(Cat(*data))
+        if banks == 1:
+            m.d.comb += self.r_data.eq(words[0])
+        else:
+            # The bank number follows the address through both of the RAM's registers.
+            sel1 = Signal(bank_bits)
+            sel2 = Signal(bank_bits)
+            with m.If(self.ce):
+                m.d.sync += [sel1.eq(self.r_addr >> 14), sel2.eq(sel1)]
+            m.d.comb += self.r_data.eq(Array(words)[sel2])
+        return m

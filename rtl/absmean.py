@@ -103,9 +103,19 @@ class AbsMean(wiring.Component):
         qbits = ew - 1
         sum_width = (self.d_max * 2 ** (ew - 1)).bit_length()
 
-        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(ew), p), depth=G, init=[])
+        # The read port is an asynchronous port and a register, which Yosys folds into the
+        # block RAM; `no_rw_check` says a read never collides with a write that matters (reads
+        # that share a cycle with a write only fill empty pipeline slots), so nothing sits
+        # between the block RAM's output and the next register.
+        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(ew), p), depth=G, init=[],
+                                        attrs={"no_rw_check": 1})
         wr = mem.write_port()
-        rd = mem.read_port()
+        rd_port = mem.read_port(domain="comb")
+        rd = Signal(data.StructLayout({"en": 1, "addr": range(G)}))
+        rd_data = Signal(data.ArrayLayout(signed(ew), p), reset_less=True)
+        m.d.comb += rd_port.addr.eq(rd.addr)
+        with m.If(rd.en):
+            m.d.sync += rd_data.eq(rd_port.data)
 
         # ---- Pass 1: store the vector and sum |e| over its elements. -------------------------
         loading = Signal()
@@ -214,14 +224,15 @@ class AbsMean(wiring.Component):
         # s2 registers the memory output (a block RAM's clock-to-output is most of a cycle).
         # s1 and s2 carry t and the framing, so a stalled output beat is never affected by the
         # next vector, which may load and divide meanwhile.
-        s2 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1,
+        s2_valid = Signal()
+        s2 = Signal(data.StructLayout({"first": 1, "last": 1,
                                        "empty": len(v_empty), "t": qbits,
                                        "t_neg": signed(qbits + 1),
-                                       "e": data.ArrayLayout(signed(ew), p)}))
+                                       "e": data.ArrayLayout(signed(ew), p)}), reset_less=True)
         with m.If(advance):
-            m.d.sync += [s2.valid.eq(s1.valid), s2.first.eq(s1.first), s2.last.eq(s1.last),
+            m.d.sync += [s2_valid.eq(s1.valid), s2.first.eq(s1.first), s2.last.eq(s1.last),
                          s2.empty.eq(s1.empty), s2.t.eq(s1.t), s2.t_neg.eq(s1.t_neg),
-                         s2.e.eq(rd.data)]
+                         s2.e.eq(rd_data)]
 
         # The output register.
         q_out = Signal(data.ArrayLayout(signed(2), p))
@@ -229,7 +240,7 @@ class AbsMean(wiring.Component):
         o_first, o_last = Signal(), Signal()
         o_empty = Signal.like(v_empty)
         with m.If(advance):
-            m.d.sync += [o_valid.eq(s2.valid), o_first.eq(s2.first), o_last.eq(s2.last),
+            m.d.sync += [o_valid.eq(s2_valid), o_first.eq(s2.first), o_last.eq(s2.last),
                          o_empty.eq(s2.empty)]
             for lane in range(p):
                 e = s2.e[lane]

@@ -130,7 +130,8 @@ class Assoc(wiring.Component):
         One query per beat; ``code`` is ``ArrayLayout(signed(2), D)`` or
         ``ArrayLayout(range(D), N)``. ``first``/``last`` only travel to the output.
     w : ``In(stream.Signature(StructLayout({"addr": range(K), "code": code})))``
-        Writes: stores ``code`` at ``addr``. A write is accepted only while no query is being
+        Writes: stores ``code`` at ``addr``; a write with ``addr >= K`` (representable when
+        ``K`` is not a power of two) is accepted and ignored. A write is accepted only while no query is being
         scanned; a write accepted in the same cycle as a query applies before it, and a query
         already accepted never sees a later write. Queries offered back to back hold writes off.
     o : ``Out(stream.Signature(StructLayout({"index": ArrayLayout(range(K), top_k), "score": ArrayLayout(score_shape, top_k), "err": 1, "first": 1, "last": 1})))``
@@ -138,11 +139,11 @@ class Assoc(wiring.Component):
         ``-D..D``) and ``unsigned`` for rank codes (bound ``(sum_k s_k)^2``): no overflow.
         ``err`` is always 0 for rank codes.
 
-    Timing: a query scans ``R = K/banks`` rows, one per cycle, through a 4-stage pipeline; then
+    Timing: a query scans ``R = K/banks`` rows, one per cycle, through a 5-stage pipeline; then
     the per-bank best lists are merged in ``(banks-1)*top_k`` cycles while the next query is
     already being scanned. Sustained, a query takes :attr:`interval` =
     ``max(R, (banks-1)*top_k + 2)`` cycles; its result is valid :attr:`latency` =
-    ``R + 6 + (banks-1)*top_k`` cycles after the query handshake when nothing stalls.
+    ``R + 7 + (banks-1)*top_k`` cycles after the query handshake when nothing stalls.
     The pipeline stalls as a whole while the merge or the output are full; ``o.valid`` never
     depends on ``o.ready``. Reset empties the pipeline and keeps the memory contents.
     """
@@ -172,7 +173,7 @@ class Assoc(wiring.Component):
             raise ValueError(f"Assoc 'patterns' must hold values in {lo}..{hi}")
         self.patterns = patterns.astype(np.int64)
         #: Cycles from a query handshake to its result when nothing stalls.
-        self.latency = self.rows + 6 + (self.banks - 1) * self.top_k
+        self.latency = self.rows + 7 + (self.banks - 1) * self.top_k
         #: Cycles per query, sustained.
         self.interval = max(self.rows, (self.banks - 1) * self.top_k + 2)
         top = self.top_k
@@ -195,7 +196,10 @@ class Assoc(wiring.Component):
         ternary = self.kind == "ternary"
         entry = data.StructLayout({"valid": 1, "score": self.score_shape, "index": range(K)})
 
-        advance = Signal()
+        # The pipeline's enable, ~(hand_off & mvalid) below, is registered: computed a cycle
+        # ahead from the next values of those registers, so its large fanout starts at a
+        # flip-flop.
+        advance = Signal(init=1)
 
         # S0: the scanner. It holds the query and walks the rows, one read per cycle.
         busy = Signal()
@@ -214,33 +218,45 @@ class Assoc(wiring.Component):
             m.d.sync += [busy.eq(1), row.eq(0), q0.eq(self.i.payload.q),
                          f0.eq(self.i.payload.first), l0.eq(self.i.payload.last)]
 
+        # A write to addr >= K (possible on the wire when K is not a power of two) is
+        # accepted and dropped: it must not alias onto a stored pattern.
+        in_range = self.w.payload.addr < self.K
         reads = []
         for b in range(B):
             init = [self.patterns[r * B + b].tolist() for r in range(R)]
-            mem = Memory(shape=self.code_layout, depth=R, init=init)
+            # The read port is an asynchronous port and a register, which Yosys folds into
+            # the block RAM; `no_rw_check` says a read never collides with a write that
+            # matters (writes only happen while no query is scanned, when reads fill empty
+            # slots), so the block RAM's output goes straight into a register, `rq`.
+            mem = Memory(shape=self.code_layout, depth=R, init=init, attrs={"no_rw_check": 1})
             m.submodules[f"bank{b}"] = mem
             wr = mem.write_port()
-            rd = mem.read_port()
+            rd = mem.read_port(domain="comb")
             m.d.comb += [
-                wr.en.eq(self.w.valid & self.w.ready
+                wr.en.eq(self.w.valid & self.w.ready & in_range
                          & (self.w.payload.addr[:bank_bits] == b if B > 1 else 1)),
                 wr.addr.eq(self.w.payload.addr[bank_bits:]),
                 wr.data.eq(self.w.payload.code),
-                rd.en.eq(advance), rd.addr.eq(row),
+                rd.addr.eq(row),
             ]
-            reads.append(rd.data)
+            rd_data = Signal(self.code_layout, reset_less=True, name=f"rd{b}")
+            rq = Signal(self.code_layout, reset_less=True, name=f"rq{b}")
+            with m.If(advance):
+                m.d.sync += [rd_data.eq(rd.data), rq.eq(rd_data)]
+            reads.append(rq)
 
         def meta(name, **extra):
             return Signal(data.StructLayout({"valid": 1, "row": range(R), "first_row": 1,
                                              "last_row": 1, "first": 1, "last": 1, **extra}),
                           name=name)
 
-        # S1: the rows arrive from memory during this stage.
+        # S1: the rows arrive from memory during this stage; S1b registers them.
+        s0 = meta("s0", q=self.code_layout)
         s1 = meta("s1", q=self.code_layout)
         with m.If(advance):
-            m.d.sync += [s1.valid.eq(busy), s1.row.eq(row), s1.first_row.eq(row == 0),
-                         s1.last_row.eq(last_row), s1.first.eq(f0), s1.last.eq(l0),
-                         s1.q.eq(q0)]
+            m.d.sync += [s0.valid.eq(busy), s0.row.eq(row), s0.first_row.eq(row == 0),
+                         s0.last_row.eq(last_row), s0.first.eq(f0), s0.last.eq(l0),
+                         s0.q.eq(q0), s1.eq(s0)]
 
         def copy(dst, src):
             return [dst.valid.eq(src.valid), dst.row.eq(src.row), dst.first_row.eq(src.first_row),
@@ -331,9 +347,12 @@ class Assoc(wiring.Component):
         mvalid, mfirst, mlast, merr = (Signal(name=n) for n in
                                        ("mvalid", "mfirst", "mlast", "merr"))
         hand_off = s4.valid & s4.last_row
-        m.d.comb += advance.eq(~(hand_off & mvalid))
-
         o_free = ~self.o.valid | self.o.ready
+        hand_off_next = Mux(advance, s3.valid & s3.last_row, hand_off)
+        mvalid_next = Mux(advance & hand_off, 1,
+                          Mux(mvalid & (count == 0) & o_free, 0, mvalid))
+        m.d.sync += advance.eq(~(hand_off_next & mvalid_next))
+
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(mvalid):

@@ -5,7 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .absmean import AbsMean, check_absmean_params
-from .poisson import DEFAULT_RATES, Poisson, check_poisson_params
+from .poisson import DEFAULT_RATES, Poisson, check_poisson_params, lutram_latency
 from .ratedecode import RateDecode, check_ratedecode_params
 from .vectors import vector_layout
 
@@ -39,10 +39,11 @@ class W2SChain(wiring.Component):
 
     Timing: the stages run concurrently (the decoder's read-out overlaps the encoder's next
     load), so in steady state a vector of ``G`` beats costs the slowest stage's time,
-    :meth:`cycles_per_vector` ``= max(2*G + absmean overhead, (W + 1)*G + 2)`` cycles, and its
-    first decoded beat is valid :meth:`latency` ``= absmean latency + (W + 1)*G + 7`` cycles
-    after its last input handshake (no gaps or backpressure). The stages are built in
-    :meth:`elaborate`.
+    :meth:`cycles_per_vector` ``= max(2*G + absmean overhead, (W + 1)*G + 2*L + 3)`` cycles,
+    and its first decoded beat is valid :meth:`latency` ``= absmean latency + (W + 1)*G + 3*L
+    + 7`` cycles after its last input handshake (no gaps or backpressure), with
+    ``L = lutram_latency(d_max/p)`` (1 up to 16 beats, 2 up to 64, 3 up to 256, 4 up to
+    1024). The stages are built in :meth:`elaborate`.
     """
 
     def __init__(self, *, d_max, p, e_width, W, seed=0, rate_pos=DEFAULT_RATES[0],
@@ -65,15 +66,18 @@ class W2SChain(wiring.Component):
     def cycles_per_vector(self, d):
         """Steady-state cycles per vector of ``d`` elements without gaps or backpressure."""
         G = -(-d // self.params["p"])
-        return max(2 * G + self._absmean_timing()[0], (self.params["W"] + 1) * G + 2)
+        L = lutram_latency(self.params["d_max"] // self.params["p"])
+        return max(2 * G + self._absmean_timing()[0], (self.params["W"] + 1) * G + 2 * L + 3)
 
     def latency(self, d):
         """Cycles from a vector's last input handshake to its first decoded beat being valid."""
         G = -(-d // self.params["p"])
         # The quantiser's first beat, its other G-1 beats, the encoder's W*G-1 beats after its
         # own first one, and the decoder's latency.
-        return (self._absmean_timing()[1] + G - 1 + Poisson.latency + self.params["W"] * G - 1
-                + RateDecode.latency)
+        L = lutram_latency(self.params["d_max"] // self.params["p"])
+        # Poisson.latency = 3 + L, RateDecode.latency = 2*L + 6.
+        return (self._absmean_timing()[1] + G - 1 + 3 + L + self.params["W"] * G - 1
+                + 2 * L + 6)
 
     def elaborate(self, platform):
         m = Module()

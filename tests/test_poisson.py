@@ -15,13 +15,15 @@ from spikeforge.sim.specs._w2s import vector_beats
 SPEC = get_core("poisson")
 
 # (overrides, ticks): the CLI defaults; one lane with every rate nonzero (the illegal code
-# then spikes at rate_zero); 16 lanes with extreme rates and two-tick windows.
+# then spikes at rate_zero); 16 lanes with extreme rates and two-tick windows; a deep buffer.
 CASES = {
     "default": ({}, 3000),
     "one_lane": ({"d_max": 3, "p": 1, "W": 5, "seed": 0, "rate_pos": 40000,
                   "rate_zero": 9000, "rate_neg": 20000}, 3000),
     "wide": ({"d_max": 64, "p": 16, "W": 2, "seed": 2 ** 32 - 1, "rate_pos": 65535,
               "rate_neg": 1}, 1000),
+    # 136 beats: nine LUT RAM banks, two levels of bank select.
+    "deep": ({"d_max": 272, "p": 2, "W": 2, "seed": 5}, 300),
 }
 
 

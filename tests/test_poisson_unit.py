@@ -269,7 +269,8 @@ def test_rtl_malformed_framing():
 
 
 def test_rtl_cycles_per_vector():
-    """No gaps: (W+1)*G cycles per vector; the first output 4 cycles after the last input."""
+    """No gaps: (W+1)*G cycles per vector; the first output `latency` cycles after the last
+    input."""
     params = dict(BASE, d_max=16, W=4)
     dut = Poisson(**params)
     for d in (16, 5, 1):
@@ -280,6 +281,21 @@ def test_rtl_cycles_per_vector():
         assert cin[G] - cin[0] == cin[2 * G] - cin[G] == dut.cycles_per_vector(d)
         assert cout[0] - cin[G - 1] == dut.latency
         assert cout[-1] - cout[-4 * G] == 4 * G - 1
+
+
+@pytest.mark.parametrize("d_max, latency", [(64, 4), (72, 5), (1028, 7)])
+def test_rtl_latency_grows_with_the_buffer(d_max, latency):
+    """The LUT RAM's bank select adds a pipeline stage per factor of four in banks of 16."""
+    dut = Poisson(d_max=d_max, p=4, W=2, seed=3, rate_pos=30000, rate_neg=10000)
+    assert dut.latency == latency
+    G = d_max // 4
+    q = np.random.default_rng(d_max).integers(-1, 2, size=(2, d_max))
+    beats = vector_beats(q, [d_max] * 2, 4, "q")
+    want = _tick_beats(poisson(q, p=4, W=2, seed=3, rate_pos=30000, rate_neg=10000),
+                       [d_max] * 2, 4)
+    out, cin, cout = run_stream(dut, beats, len(want), seed=0, gap=0, stall=0)
+    assert out == want
+    assert cout[0] - cin[G - 1] == latency
 
 
 def test_verilog_has_no_multiplier():

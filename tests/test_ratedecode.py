@@ -16,11 +16,13 @@ from spikeforge.sim.specs._w2s import vector_beats
 SPEC = get_core("ratedecode")
 
 # (overrides, ticks): the CLI defaults (C = 2 from the encoder rates); 2-bit counters that
-# saturate within a 9-tick window; one lane, one tick per window.
+# saturate within a 9-tick window; one lane, one tick per window; a deep counter memory.
 CASES = {
     "default": ({}, 3000),
     "saturate": ({"d_max": 16, "p": 8, "W": 9, "C": 3, "count_width": 2}, 2000),
     "one_lane_one_tick": ({"d_max": 3, "p": 1, "W": 1, "C": 1}, 2000),
+    # 136 beats: a four-stage counter read, forwarding over seven beats.
+    "deep": ({"d_max": 272, "p": 2, "W": 3}, 300),
 }
 
 
@@ -70,7 +72,7 @@ def test_rtl_malformed_windows():
 
 
 def test_full_throughput_cycles():
-    """Without gaps a window of W ticks of G beats takes (W+1)*G + 2 cycles."""
+    """Without gaps a window of W ticks of G beats takes (W+1)*G + 2*L + 3 cycles."""
     params = SPEC.params()
     core = SPEC.build(**params)
     beats = SPEC.stimulus(params, 40 * params["W"], np.random.default_rng(6))["i"]
@@ -81,8 +83,10 @@ def test_full_throughput_cycles():
     starts = np.array(res.input_cycles["i"])[begin]
     sizes = np.diff(np.r_[begin, len(beats)])   # input beats per window
     G = np.diff(np.r_[-1, np.flatnonzero([o["last"] for o in want])])   # output beats
-    # Each window: every input beat (W*G, or more for a malformed tick) plus G read-out + 2.
-    assert (np.diff(starts) == sizes[:-1] + G[:-1] + 2).all()
+    # Each window: every input beat (W*G, or more for a malformed tick) plus G read-out plus
+    # 2*L + 3 (the last update landing, the read pipeline draining).
+    extra = 2 * core.read_latency + 3
+    assert (np.diff(starts) == sizes[:-1] + G[:-1] + extra).all()
 
 
 def test_cli_sim_exact(tmp_path):

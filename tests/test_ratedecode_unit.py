@@ -28,7 +28,7 @@ def test_init():
             "q": data.ArrayLayout(signed(2), 4), "empty": unsigned(2), "first": 1, "last": 1}))),
     })
     assert dut.params == dict(BASE, count_width=3, rate_pos=6554, rate_neg=3277)
-    assert (dut.groups, dut.latency, dut.cycles_per_window(6, 5)) == (2, 5, 16)
+    assert (dut.groups, dut.latency, dut.cycles_per_window(6, 5)) == (2, 8, 19)
     assert RateDecode(d_max=4, p=4, W=1000).C == 72
 
 
@@ -199,6 +199,16 @@ def test_rtl_saturation_and_malformed_ticks():
     assert (q == 1).any()
 
 
+@pytest.mark.parametrize("d_max, read_latency", [(40, 2), (544, 4)])
+def test_rtl_deep_counter_memory(d_max, read_latency):
+    """Deeper counter memories read through more pipeline stages; short and malformed windows
+    then update the same counters within the read's latency, which forwarding covers."""
+    dut = RateDecode(d_max=d_max, p=2, W=4, C=2)
+    assert dut.read_latency == read_latency and dut.latency == 2 * read_latency + 6
+    short = _random_windows(np.random.default_rng(9), 20, 14, 2, 4, odd=0.3)  # <= 7 beats
+    check_rtl(dict(d_max=d_max, p=2, W=4, C=2), 6, 6, odd=0.3, extra=short)
+
+
 def test_rtl_abandoned_and_overlong_windows():
     params = dict(d_max=4, p=2, W=3, C=2, count_width=2)
     extra = [
@@ -213,7 +223,8 @@ def test_rtl_abandoned_and_overlong_windows():
 
 
 def test_rtl_cycles_per_window():
-    """No gaps: (T+1)*G + 2 cycles per window; the first output 5 cycles after the last input."""
+    """No gaps: (T+1)*G + 2*L + 3 cycles per window; the first output 2*L + 6 cycles after
+    the last input (L = 1, the read latency of up to 16 beats)."""
     params = dict(d_max=16, p=4, W=5, C=2)
     for d in (16, 7, 1):
         dut = RateDecode(**params)

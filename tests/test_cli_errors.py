@@ -186,7 +186,6 @@ def test_failed_build_leaves_no_report(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["formal", "nope"], r"unknown core 'nope'; known: "),
-    (["formal", "w2s_chain"], r"no formal description for core 'w2s_chain'; described: .*\blif\b"),
     (["formal", "lif", "--param", "n=x"], r"LIF parameter 'n' must be an integer, not 'x'$"),
     (["formal", "lif", "--param", "n"], r"--param expects K=V, not 'n'$"),
     (["formal", "lif", "--depth", "0"], r"formal depth must be an integer in 1\.\.1000, not 0$"),

@@ -4,12 +4,13 @@ itself shown to catch broken cores. Skipped when the z3 binary (``z3-solver``) i
 import re
 
 import pytest
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from spikeforge.sim.formal import (FORMAL, FormalError, FormalSpec, check_core, formal_main,
-                                   tool_paths)
+from spikeforge.sim.formal import (FORMAL, FormalError, FormalSpec, _flags_copied, _sby_text,
+                                   check_core, formal_main, tool_paths)
 
 
 def _tools_or_skip():
@@ -19,18 +20,29 @@ def _tools_or_skip():
         pytest.skip(str(exc))
 
 
-@pytest.mark.parametrize("core", sorted(FORMAL))
+#: Proofs that take more than about 20 s on a quiet 2-core machine: run by `make slow`.
+SLOW = {"poisson", "w2s_chain"}
+
+
+@pytest.mark.parametrize("core", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c
+                                  for c in sorted(FORMAL)])
 def test_formal(core, capsys):
     _tools_or_skip()
     status = formal_main([core])
     out, err = capsys.readouterr()
     assert status == 0, out + err
-    runs = re.findall(rf"^{core}: PROVEN by k-induction, depth \d+ .*; output reachable: pass$"
-                      rf"|^{core}: CHECKED by bounded model check, \d+ cycles from reset .*"
-                      rf"; output reachable: pass$", out, re.M)
+    runs = re.findall(rf"^{core}(\.\w+)?: PROVEN by k-induction, depth \d+ .*; "
+                      rf"output reachable: (pass|not checked)$"
+                      rf"|^{core}(\.\w+)?: CHECKED by bounded model check, \d+ cycles from reset "
+                      rf".*; output reachable: (pass|not checked)$", out, re.M)
     assert len(runs) == len(FORMAL[core].cases), out
     assert "asserted: o: valid and payload hold until ready" in out
     assert re.search(r"^  asserted: beats: (0 <= in - out <= \d+|out <= in), counting ", out, re.M)
+
+
+def test_every_core_described():
+    from spikeforge.cores import all_cores
+    assert sorted(set(all_cores()) - set(FORMAL)) == []
 
 
 def test_formal_bad_input(capsys):
@@ -44,21 +56,30 @@ def test_formal_bad_input(capsys):
 
 
 class _Register(wiring.Component):
-    """A one-beat stream register of a ternary value; ``bug`` breaks it on purpose."""
+    """A one-beat stream register of a ternary value and a ``range(3)`` index, with a memory
+    written at the index; ``bug`` breaks it on purpose."""
 
     def __init__(self, bug=None):
         self.bug = bug
-        layout = data.StructLayout({"q": signed(2)})
+        layout = data.StructLayout({"q": signed(2), "n": range(3), "first": 1, "last": 1})
         super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.mem = mem = Memory(shape=2, depth=3, init=[])
+        wr = mem.write_port()
         take = ~self.o.valid | self.o.ready
         if self.bug == "overwrite":
             take = 1                # the output is replaced even while it waits for ready
         m.d.comb += self.i.ready.eq(take)
+        n_ok = (self.i.payload.n < 3) | (self.bug == "range")
+        m.d.comb += [wr.en.eq(self.i.valid & take & ((self.i.payload.n < 3)
+                                                      | (self.bug == "memory"))),
+                     wr.addr.eq(self.i.payload.n), wr.data.eq(self.i.payload.q)]
         with m.If(take):
-            m.d.sync += self.o.valid.eq(self.i.valid)
+            m.d.sync += [self.o.valid.eq(self.i.valid), self.o.payload.n.eq(
+                Mux(n_ok, self.i.payload.n, 0)), self.o.payload.last.eq(self.i.payload.last),
+                self.o.payload.first.eq(self.i.payload.first ^ (self.bug == "order"))]
             with m.If((self.i.payload.q.as_unsigned() == 0b10) & (self.bug != "ternary")):
                 m.d.sync += self.o.payload.q.eq(0)   # an illegal code is read as 0
             with m.Else():
@@ -67,16 +88,23 @@ class _Register(wiring.Component):
 
 
 def _register_spec():
+    def invariants(core, probe):
+        out = [("register: one beat inside iff the output is valid",
+                probe.inflight == core.o.valid)]
+        return out + (_flags_copied(core, probe) if probe.mode == "bmc" else [])
     return FormalSpec(mode="prove", depth=4, bound=lambda core: 1, cover_depth=4,
-                      invariants=lambda core, probe: [
-                          ("register: one beat inside iff the output is valid",
-                           probe.inflight == core.o.valid)])
+                      invariants=invariants)
 
 
 @pytest.mark.parametrize("bug, mode, failed", [
     (None, "prove", None),
+    (None, "bmc", None),
     ("overwrite", "prove", "o: valid and payload hold until ready"),
     ("ternary", "bmc", "o: no ternary field of a valid beat is 0b10"),
+    ("range", "bmc", "o: every range(n) field of a valid beat is below n (< 3)"),
+    ("memory", "bmc", "memories: every write address is below the depth: core.mem (depth 3)"),
+    ("order", "bmc", "order: the output beat answering input beat n (any n) carries its "
+                     "first/last"),
 ])
 def test_checker_catches_bugs(bug, mode, failed):
     _tools_or_skip()
@@ -88,3 +116,8 @@ def test_checker_catches_bugs(bug, mode, failed):
         assert not res["passed"] and res["status"] == "FAIL", res
         assert failed in res["detail"], res["detail"]
         assert "[from reset]" in res["detail"]
+
+
+def test_sby_without_cover():
+    text = _sby_text("prove", 4, 0)
+    assert "cover" not in text and "check: depth 4" in text

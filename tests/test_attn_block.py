@@ -214,13 +214,13 @@ def test_rtl_runtime_weights_matches_golden():
 # d_model = 32, T = 4, strict (Q/K/V-projection-bound); T = 1, 8 wide, 4-key cache, 4 lanes x 2
 # inputs per cycle.
 CASES = {
-    "default": ({}, 2000),
+    "default": ({}, 800),
     "d64_strict_T4": ({"d_model": 32, "d": 64, "L": 8, "T": 4, "strict": True,
                        "qkv_theta": 3, "attn_theta": 3, "out_theta": 2, "proj_theta": 2,
-                       "attn_beta": 192, "proj_beta": 64, "weights_seed": 3}, 800),
+                       "attn_beta": 192, "proj_beta": 64, "weights_seed": 3}, 320),
     "d8_T1": ({"d_model": 8, "d": 8, "L": 4, "T": 1, "p": 4, "k": 2, "frac": 4,
                "qkv_theta": 1, "qkv_beta": 8, "attn_theta": 2, "attn_beta": 8, "out_theta": 1,
-               "out_beta": 8, "proj_theta": 1, "proj_beta": 12}, 2500),
+               "out_beta": 8, "proj_theta": 1, "proj_beta": 12}, 1000),
 }
 
 

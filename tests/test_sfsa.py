@@ -260,11 +260,11 @@ def test_rtl_matches_golden(params):
 # leaks other than 1/2; T = 1 with an inclusive mask and a 3-key cache (a token's key is
 # written in the cycle the previous token reads the slot it replaces).
 CASES = {
-    "default": ({}, 3000),
+    "default": ({}, 1200),
     "d64_strict_T4": ({"d": 64, "L": 8, "T": 4, "strict": True, "attn_theta": 12,
-                       "attn_beta": 200, "out_theta": 2, "out_beta": 64}, 2000),
+                       "attn_beta": 200, "out_theta": 2, "out_beta": 64}, 800),
     "d7_T1_L3": ({"d": 7, "L": 3, "T": 1, "frac": 2, "attn_theta": 2, "attn_beta": 0,
-                  "out_theta": 1, "out_beta": 4}, 4000),
+                  "out_theta": 1, "out_beta": 4}, 1600),
 }
 
 

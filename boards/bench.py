@@ -1,10 +1,12 @@
 """Board benchmark: the default design (``spikeforge build --board B``) built for every board.
 
-``python -m spikeforge.boards.bench [--only BOARD ...] [--render]`` builds, smallest device
-first, and records one entry per board in ``benchmarks/boards.json`` (re-read under a lock
-before every write, so runs merge), then regenerates the table in ``docs/boards.md`` between
-its two marker lines. ``--render`` only regenerates the table; ``--import REPORT ...`` records the ``report.json`` of
-an identical ``spikeforge build --board B --design lif`` (seed 1) instead of building again.
+``python -m spikeforge.boards.bench [--only BOARD ...] [--rebuild] [--render]`` builds, smallest
+device first, every board not yet in ``benchmarks/boards.json`` (or recorded there with a
+failed build; ``--rebuild`` builds the chosen boards again), records one entry per board
+(the file is re-read under a lock before every write, so runs merge), then regenerates the
+table in ``docs/boards.md`` between its two marker lines. ``--render`` only regenerates the
+table; ``--import REPORT ...`` records the ``report.json`` of an identical ``spikeforge build
+--board B --design lif`` (seed 1) instead of building again.
 """
 
 from __future__ import annotations
@@ -98,6 +100,12 @@ def import_report(path) -> str:
     return report["board"]
 
 
+def to_build(names, boards: dict, rebuild=False) -> list:
+    """The boards of ``names`` to build: all when ``rebuild``, else those without a successful
+    entry in ``boards`` (a recorded build failure is tried again)."""
+    return [n for n in names if rebuild or n not in boards or "error" in boards[n]]
+
+
 def render_table(boards: dict) -> str:
     from .targets import TARGETS
     lines = ["| board | device | grade | LUT4 | FF | EBR | Fmax (MHz) | clock (MHz) | timing met |",
@@ -132,6 +140,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(prog="python -m spikeforge.boards.bench",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", metavar="BOARD", help="these boards only")
+    ap.add_argument("--rebuild", action="store_true",
+                    help="build boards already recorded in benchmarks/boards.json again")
     ap.add_argument("--render", action="store_true", help="only regenerate docs/boards.md")
     ap.add_argument("--out", default=None, help="build folder (default: a temporary one)")
     ap.add_argument("--import", dest="reports", nargs="+", metavar="REPORT",
@@ -152,8 +162,12 @@ def main(argv=None):
             ap.error(f"unknown board {unknown[0]!r}; known boards: {', '.join(TARGETS)}")
         names = [n for n in names if n in args.only]
     if not args.render:
+        todo = to_build(names, load(), rebuild=args.rebuild)
+        skipped = [n for n in names if n not in todo]
+        if skipped:
+            print(f"already in {RESULTS} (--rebuild to build again): {', '.join(skipped)}")
         out_root = args.out or tempfile.mkdtemp(prefix="spikeforge-boards-")
-        for name in names:
+        for name in todo:
             _record(name, bench_board(name, out_root))
             render()
     render()

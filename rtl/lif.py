@@ -237,7 +237,10 @@ class LIF(wiring.Component):
     (``p*(m_width+1)`` when binary): on ECP5, block RAM with its output register when ``n/p > 16``.
     A beat whose group was accepted fewer than :attr:`hazard_window` = 5 beats earlier waits for
     its state, so throughput is ``p`` neuron updates per cycle when ``n/p >= 5`` and
-    ``p*(n/p)/5`` otherwise; results never depend on gaps or backpressure.
+    ``p*(n/p)/5`` otherwise; results never depend on gaps or backpressure. The stall logic
+    exists only when ``n/p < 5`` and the write-back bypass only when ``n/p <= 6``: with more
+    groups neither can ever act, and leaving them out takes the group comparisons off the
+    ready and read-address paths.
 
     Reset: the first beat after reset starts a sequence whether or not ``first`` is set. State
     memory needs no clearing: the first step of every sequence ignores it.
@@ -359,8 +362,14 @@ class LIF(wiring.Component):
             self.i.payload.first, Cat(v & (s.g == 1 % G) for v, s in stages).any(),
             Cat(v & (s.g == g_inc) for v, s in stages).any()))
         hz_idle = ~fresh_next & Cat(v & (s.g == g_next) for v, s in stages).any()
-        with m.If(advance):
-            m.d.sync += hazard.eq(Mux(take, hz_accept, hz_idle))
+        # With n/p >= hazard_window the hazard never occurs: a beat that reads state is at
+        # least the n/p-th beat since its sequence's `first` (or since reset), so the beats
+        # in s1..s4 are the ones just before it in the same sequence, and their groups are
+        # the n/p - 1 >= 4 groups below its own (mod n/p), never its own. The register then
+        # stays 0 and synthesis removes the comparisons.
+        if G < self.hazard_window:
+            with m.If(advance):
+                m.d.sync += hazard.eq(Mux(take, hz_accept, hz_idle))
 
         # Prefetch: the RAM samples, at every edge, the address g_next will hold after it:
         # the group of the next beat unless that beat starts a sequence (and then it needs no
@@ -388,9 +397,14 @@ class LIF(wiring.Component):
         # ahead like the hazard.
         eq_s5 = Signal()
         eq_last = Signal()
-        with m.If(advance):
-            m.d.sync += [eq_s5.eq(Mux(take, s4.g == inc_beat, s4.g == g_next)),
-                         eq_last.eq(Mux(take, s5.g == inc_beat, s5.g == g_next))]
+        # By the argument above, the previous beat of a state-reading beat's group was
+        # accepted n/p beats before it, and so left s5 (its write) at least n/p - 5 edges
+        # before the beat's acceptance: with n/p >= 7 that is two edges or more, before the
+        # edge that sampled the read, and the bypass never hits. Both registers then stay 0.
+        if G <= self.latency + 1:
+            with m.If(advance):
+                m.d.sync += [eq_s5.eq(Mux(take, s4.g == inc_beat, s4.g == g_next)),
+                             eq_last.eq(Mux(take, s5.g == inc_beat, s5.g == g_next))]
         hit_s5 = Signal()
         m.d.comb += hit_s5.eq(v5 & eq_s5)
 

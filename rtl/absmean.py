@@ -2,9 +2,9 @@
 
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .ecp5_ram import PipelinedRAM
 from .vectors import check_d_max, check_int, check_lanes, vector_layout
 
 __all__ = ["AbsMean", "check_absmean_params"]
@@ -103,19 +103,17 @@ class AbsMean(wiring.Component):
         qbits = ew - 1
         sum_width = (self.d_max * 2 ** (ew - 1)).bit_length()
 
-        # The read port is an asynchronous port and a register, which Yosys folds into the
-        # block RAM; `no_rw_check` says a read never collides with a write that matters (reads
-        # that share a cycle with a write only fill empty pipeline slots), so nothing sits
-        # between the block RAM's output and the next register.
-        m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(ew), p), depth=G, init=[],
-                                        attrs={"no_rw_check": 1})
-        wr = mem.write_port()
-        rd_port = mem.read_port(domain="comb")
+        # The buffer reads through two registers (address, then the block RAM's own output
+        # register on ECP5: `PipelinedRAM`), both enabled with the read-back pipeline; the
+        # second is s2's `e`. Writes (pass 1) do not wait for that enable. A read that shares
+        # a cycle with a write only fills an empty pipeline slot.
         rd = Signal(data.StructLayout({"en": 1, "addr": range(G)}))
-        rd_data = Signal(data.ArrayLayout(signed(ew), p), reset_less=True)
-        m.d.comb += rd_port.addr.eq(rd.addr)
-        with m.If(rd.en):
-            m.d.sync += rd_data.eq(rd_port.data)
+        m.submodules.mem = mem = PipelinedRAM(width=p * ew, depth=max(G, 2), write_ce=False)
+        wr = Signal(data.StructLayout({"en": 1, "addr": range(G),
+                                       "data": data.ArrayLayout(signed(ew), p)}))
+        m.d.comb += [mem.ce.eq(rd.en), mem.r_addr.eq(rd.addr), mem.w_en.eq(wr.en),
+                     mem.w_addr.eq(wr.addr), mem.w_data.eq(wr.data)]
+        s2_e = data.View(data.ArrayLayout(signed(ew), p), mem.r_data)
 
         # ---- Pass 1: store the vector and sum |e| over its elements. -------------------------
         loading = Signal()
@@ -221,18 +219,17 @@ class AbsMean(wiring.Component):
                          s1.empty.eq(Mux(rg == n_beats - 1, v_empty, 0)),
                          s1.t.eq(t), s1.t_neg.eq(-t)]
 
-        # s2 registers the memory output (a block RAM's clock-to-output is most of a cycle).
+        # s2 is beside the memory's output register (`s2_e`; a block RAM's clock-to-output
+        # without that register is most of a cycle).
         # s1 and s2 carry t and the framing, so a stalled output beat is never affected by the
         # next vector, which may load and divide meanwhile.
         s2_valid = Signal()
         s2 = Signal(data.StructLayout({"first": 1, "last": 1,
                                        "empty": len(v_empty), "t": qbits,
-                                       "t_neg": signed(qbits + 1),
-                                       "e": data.ArrayLayout(signed(ew), p)}), reset_less=True)
+                                       "t_neg": signed(qbits + 1)}), reset_less=True)
         with m.If(advance):
             m.d.sync += [s2_valid.eq(s1.valid), s2.first.eq(s1.first), s2.last.eq(s1.last),
-                         s2.empty.eq(s1.empty), s2.t.eq(s1.t), s2.t_neg.eq(s1.t_neg),
-                         s2.e.eq(rd_data)]
+                         s2.empty.eq(s1.empty), s2.t.eq(s1.t), s2.t_neg.eq(s1.t_neg)]
 
         # The output register.
         q_out = Signal(data.ArrayLayout(signed(2), p))
@@ -243,7 +240,7 @@ class AbsMean(wiring.Component):
             m.d.sync += [o_valid.eq(s2_valid), o_first.eq(s2.first), o_last.eq(s2.last),
                          o_empty.eq(s2.empty)]
             for lane in range(p):
-                e = s2.e[lane]
+                e = s2_e[lane]
                 used = lane < p - s2.empty
                 m.d.sync += q_out[lane].eq(
                     Mux(used & (e > s2.t), 1, Mux(used & (e < s2.t_neg), -1, 0)))

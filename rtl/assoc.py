@@ -8,8 +8,9 @@ from numbers import Integral
 import numpy as np
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from .ecp5_ram import PipelinedRAM
 
 __all__ = ["Assoc", "ASSOC_PARAMS", "BRAM_BITS", "check_assoc_params", "assoc_pair_table"]
 
@@ -131,19 +132,20 @@ class Assoc(wiring.Component):
         ``ArrayLayout(range(D), N)``. ``first``/``last`` only travel to the output.
     w : ``In(stream.Signature(StructLayout({"addr": range(K), "code": code})))``
         Writes: stores ``code`` at ``addr``; a write with ``addr >= K`` (representable when
-        ``K`` is not a power of two) is accepted and ignored. A write is accepted only while no query is being
-        scanned; a write accepted in the same cycle as a query applies before it, and a query
-        already accepted never sees a later write. Queries offered back to back hold writes off.
+        ``K`` is not a power of two) is accepted and ignored. A write is accepted only while
+        no query is being scanned and the pipeline is not stalled; a write accepted in the
+        same cycle as a query applies before it, and a query already accepted never sees a
+        later write. Queries offered back to back hold writes off.
     o : ``Out(stream.Signature(StructLayout({"index": ArrayLayout(range(K), top_k), "score": ArrayLayout(score_shape, top_k), "err": 1, "first": 1, "last": 1})))``
         One result per query, in order. ``score_shape`` is ``signed`` for ternary codes (range
         ``-D..D``) and ``unsigned`` for rank codes (bound ``(sum_k s_k)^2``): no overflow.
         ``err`` is always 0 for rank codes.
 
-    Timing: a query scans ``R = K/banks`` rows, one per cycle, through a 5-stage pipeline; then
+    Timing: a query scans ``R = K/banks`` rows, one per cycle, through a 6-stage pipeline; then
     the per-bank best lists are merged in ``(banks-1)*top_k`` cycles while the next query is
     already being scanned. Sustained, a query takes :attr:`interval` =
     ``max(R, (banks-1)*top_k + 2)`` cycles; its result is valid :attr:`latency` =
-    ``R + 7 + (banks-1)*top_k`` cycles after the query handshake when nothing stalls.
+    ``R + 8 + (banks-1)*top_k`` cycles after the query handshake when nothing stalls.
     The pipeline stalls as a whole while the merge or the output are full; ``o.valid`` never
     depends on ``o.ready``. Reset empties the pipeline and keeps the memory contents.
     """
@@ -173,7 +175,7 @@ class Assoc(wiring.Component):
             raise ValueError(f"Assoc 'patterns' must hold values in {lo}..{hi}")
         self.patterns = patterns.astype(np.int64)
         #: Cycles from a query handshake to its result when nothing stalls.
-        self.latency = self.rows + 7 + (self.banks - 1) * self.top_k
+        self.latency = self.rows + 8 + (self.banks - 1) * self.top_k
         #: Cycles per query, sustained.
         self.interval = max(self.rows, (self.banks - 1) * self.top_k + 2)
         top = self.top_k
@@ -209,7 +211,7 @@ class Assoc(wiring.Component):
         last_row = Signal()
         m.d.comb += last_row.eq(row == R - 1)
         m.d.comb += self.i.ready.eq(advance & (~busy | last_row))
-        m.d.comb += self.w.ready.eq(~busy)
+        m.d.comb += self.w.ready.eq(~busy & advance)
         with m.If(advance & busy):
             m.d.sync += row.eq(row + 1)
             with m.If(last_row):
@@ -221,29 +223,27 @@ class Assoc(wiring.Component):
         # A write to addr >= K (possible on the wire when K is not a power of two) is
         # accepted and dropped: it must not alias onto a stored pattern.
         in_range = self.w.payload.addr < self.K
+        width = Shape.cast(self.code_layout).width
         reads = []
         for b in range(B):
-            init = [self.patterns[r * B + b].tolist() for r in range(R)]
-            # The read port is an asynchronous port and a register, which Yosys folds into
-            # the block RAM; `no_rw_check` says a read never collides with a write that
-            # matters (writes only happen while no query is scanned, when reads fill empty
-            # slots), so the block RAM's output goes straight into a register, `rq`.
-            mem = Memory(shape=self.code_layout, depth=R, init=init, attrs={"no_rw_check": 1})
-            m.submodules[f"bank{b}"] = mem
-            wr = mem.write_port()
-            rd = mem.read_port(domain="comb")
+            init = [self.code_layout.const(self.patterns[r * B + b].tolist()).as_value().value
+                    for r in range(R)]
+            # Block RAM with its output register (on ECP5): the row address is sampled at one
+            # enabled edge, the code appears after the next (`reads`). The RAM is enabled with
+            # the pipeline; writes only happen while no query is scanned (`w.ready` above
+            # includes `advance`, so no write meets a disabled RAM), and a read sampled with
+            # a write is a pipeline bubble, so read-during-write never matters.
+            ram = PipelinedRAM(width=width, depth=max(R, 2), init=init)
+            m.submodules[f"bank{b}"] = ram
             m.d.comb += [
-                wr.en.eq(self.w.valid & self.w.ready & in_range
-                         & (self.w.payload.addr[:bank_bits] == b if B > 1 else 1)),
-                wr.addr.eq(self.w.payload.addr[bank_bits:]),
-                wr.data.eq(self.w.payload.code),
-                rd.addr.eq(row),
+                ram.ce.eq(advance),
+                ram.w_en.eq(self.w.valid & self.w.ready & in_range
+                            & (self.w.payload.addr[:bank_bits] == b if B > 1 else 1)),
+                ram.w_addr.eq(self.w.payload.addr[bank_bits:]),
+                ram.w_data.eq(self.w.payload.code),
+                ram.r_addr.eq(row),
             ]
-            rd_data = Signal(self.code_layout, reset_less=True, name=f"rd{b}")
-            rq = Signal(self.code_layout, reset_less=True, name=f"rq{b}")
-            with m.If(advance):
-                m.d.sync += [rd_data.eq(rd.data), rq.eq(rd_data)]
-            reads.append(rq)
+            reads.append(data.View(self.code_layout, ram.r_data))
 
         def meta(name, **extra):
             return Signal(data.StructLayout({"valid": 1, "row": range(R), "first_row": 1,
@@ -319,16 +319,16 @@ class Assoc(wiring.Component):
                 m.d.sync += s4.score[b].eq(sums[b])
 
         # Per-bank best lists, sorted. Candidates of a bank come in increasing index order,
-        # so a candidate goes before an entry only with a strictly higher score.
+        # so a candidate goes before an entry only with a strictly higher score. A query's
+        # last row moves the finished list to `final` and empties the list for the next
+        # query, so a first row needs no select: the list is already empty.
         lists = [Signal(data.ArrayLayout(entry, top), name=f"list{b}") for b in range(B)]
-        finals = []
+        finals = [Signal(data.ArrayLayout(entry, top), name=f"final{b}") for b in range(B)]
         for b in range(B):
             cand = Signal(entry, name=f"cand{b}")
             m.d.comb += [cand.valid.eq(1), cand.score.eq(s4.score[b]),
                          cand.index.eq(Cat(C(b, bank_bits), s4.row))]
-            old = Signal(data.ArrayLayout(entry, top), name=f"old{b}")
-            # A query's first row starts from an empty list.
-            m.d.comb += old.eq(Mux(s4.first_row, 0, lists[b]))
+            old = lists[b]
             new = Signal(data.ArrayLayout(entry, top), name=f"new{b}")
             gt = [~old[p].valid | (cand.score > old[p].score) for p in range(top)]
             for p in range(top):
@@ -336,8 +336,16 @@ class Assoc(wiring.Component):
                 m.d.comb += new[p].eq(Mux(gt[p], Mux(gt[p - 1], below, cand) if p else cand,
                                           old[p]))
             with m.If(advance & s4.valid):
-                m.d.sync += lists[b].eq(new)
-            finals.append(new)
+                with m.If(s4.last_row):
+                    m.d.sync += [lists[b].eq(0), finals[b].eq(new)]
+                with m.Else():
+                    m.d.sync += lists[b].eq(new)
+
+        # S5: the finished lists wait in `final` for the merge unit.
+        s5 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "err": 1}), name="s5")
+        with m.If(advance):
+            m.d.sync += [s5.valid.eq(s4.valid & s4.last_row), s5.first.eq(s4.first),
+                         s5.last.eq(s4.last), s5.err.eq(s4.err)]
 
         # Merge: the final list of bank 0, then every entry of the other banks inserted one per
         # cycle from a shift queue, with the full order (score, then lower index).
@@ -346,9 +354,9 @@ class Assoc(wiring.Component):
         count = Signal(range((B - 1) * top + 1))
         mvalid, mfirst, mlast, merr = (Signal(name=n) for n in
                                        ("mvalid", "mfirst", "mlast", "merr"))
-        hand_off = s4.valid & s4.last_row
+        hand_off = s5.valid
         o_free = ~self.o.valid | self.o.ready
-        hand_off_next = Mux(advance, s3.valid & s3.last_row, hand_off)
+        hand_off_next = Mux(advance, s4.valid & s4.last_row, hand_off)
         mvalid_next = Mux(advance & hand_off, 1,
                           Mux(mvalid & (count == 0) & o_free, 0, mvalid))
         m.d.sync += advance.eq(~(hand_off_next & mvalid_next))
@@ -377,7 +385,7 @@ class Assoc(wiring.Component):
                                  self.o.payload.score[p].eq(merged[p].score)]
         with m.If(advance & hand_off):
             m.d.sync += [mvalid.eq(1), merged.eq(finals[0]), count.eq((B - 1) * top),
-                         mfirst.eq(s4.first), mlast.eq(s4.last), merr.eq(s4.err)]
+                         mfirst.eq(s5.first), mlast.eq(s5.last), merr.eq(s5.err)]
             for b in range(1, B):
                 for p in range(top):
                     m.d.sync += queue[(b - 1) * top + p].eq(finals[b][p])

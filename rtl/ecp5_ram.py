@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PipelinedRAM", "dp16kd_tiling"]
+__all__ = ["PipelinedRAM", "dp16kd_tiling", "dp16kd_initvals"]
 
 # DP16KD data widths up to 18 bits (true dual-port modes) and the address bits they leave:
 # width -> (words, low address bits unused).
@@ -41,6 +41,46 @@ def dp16kd_tiling(width, depth):
     return 1, width, math.ceil(depth / 16384)
 
 
+def dp16kd_initvals(words, tile_width):
+    """The ``INITVAL_00`` .. ``INITVAL_3F`` parameters of one ``DP16KD`` holding ``words``.
+
+    ``words`` are ``tile_width``-bit integers at addresses 0, 1, ... in that data width. The
+    block is 1024 rows of 18 bits, two 9-bit bytes; ``INITVAL_xx`` holds rows ``16*xx`` to
+    ``16*xx+15``, row ``k`` at bits ``20*k`` up (18 bits, then 2 unused). In the 9- and
+    18-bit modes word ``a`` fills bits ``a*w`` up of the 18432-bit row-major array; in the
+    1-, 2- and 4-bit modes the ninth bit of each byte is unused, and word ``a`` fills data
+    bits ``a*w`` up, 8 to a byte. This is the layout of Yosys's own ECP5 block RAM mapping.
+    Returns ``{"INITVAL_00": int, ...}``, 320-bit values; rows without data are zero.
+    """
+    if tile_width not in _DP16KD_MODES:
+        raise ValueError(f"DP16KD data width must be one of {sorted(_DP16KD_MODES)}, "
+                         f"not {tile_width}")
+    capacity = _DP16KD_MODES[tile_width][0]
+    if len(words) > capacity:
+        raise ValueError(f"{len(words)} words do not fit a DP16KD of {capacity} words of "
+                         f"{tile_width} bits")
+    mask = (1 << tile_width) - 1
+    linear = 0                                  # the 18432-bit row-major contents
+    for a, word in enumerate(words):
+        word = int(word) & mask
+        if not word:
+            continue
+        if tile_width >= 9:
+            linear |= word << (a * tile_width)
+        else:
+            for bit in range(tile_width):
+                if word >> bit & 1:
+                    i = a * tile_width + bit
+                    linear |= 1 << ((i // 8) * 9 + i % 8)
+    out = {}
+    for k in range(0x40):
+        value = 0
+        for r in range(16):
+            value |= (linear >> ((k * 16 + r) * 18) & 0x3FFFF) << (r * 20)
+        out[f"INITVAL_{k:02X}"] = value
+    return out
+
+
 def _is_ecp5(platform):
     return getattr(platform, "family", None) == "ecp5"
 
@@ -58,12 +98,19 @@ class PipelinedRAM(wiring.Component):
         On ECP5, use ``DP16KD`` blocks (``True``) or leave the memory to synthesis (``False``:
         distributed RAM or flip-flops, plus a register). ``None`` (default): block RAM when
         ``depth > 16``. Ignored on other platforms.
+    write_ce : bool
+        ``True`` (default): ``ce`` gates the write port too. ``False``: writes happen whenever
+        ``w_en`` is high, whatever ``ce``; ``ce`` then only holds the read side.
+    init : sequence of int or None
+        Initial contents, at most ``depth`` words (each ``0 <= word < 2**width``), the rest
+        zero; ``None``: all zero. On ECP5 with block RAM they become the ``DP16KD`` blocks'
+        ``INITVAL`` parameters (:func:`dp16kd_initvals`).
 
     Members
     -------
     ce : ``In(1, init=1)``
-        Clock enable of the whole RAM: with ``ce`` low no write happens, the read address is
-        not sampled and ``r_data`` holds.
+        Clock enable of the whole RAM: with ``ce`` low no write happens (unless ``write_ce``
+        is ``False``), the read address is not sampled and ``r_data`` holds.
     w_en, w_addr, w_data : ``In(1)``, ``In(range(depth))``, ``In(width)``
         Write ``w_data`` to ``w_addr`` at an enabled edge where ``w_en`` is high.
     r_addr : ``In(range(depth))``
@@ -72,7 +119,7 @@ class PipelinedRAM(wiring.Component):
         The word at the ``r_addr`` sampled two enabled edges earlier (an address register, then
         the output register). A read sampled at the same edge as a write to the same address
         returns an undefined word (this model returns the old one); a write one enabled edge or
-        more before the read is seen. Contents start undefined (zero in this model).
+        more before the read is seen. Contents start as ``init`` (zero where not given).
 
     On ECP5 with block RAM: ``DP16KD`` in modes up to 18 bits wide (see
     :func:`dp16kd_tiling`), port A writing, port B reading through its output register; the
@@ -83,9 +130,23 @@ class PipelinedRAM(wiring.Component):
     #: Enabled edges from ``r_addr`` to ``r_data``.
     latency = 2
 
-    def __init__(self, *, width, depth, block_ram=None):
+    def __init__(self, *, width, depth, block_ram=None, init=None, write_ce=True):
         self.width = _check("width", width, 1, 4096)
         self.depth = _check("depth", depth, 2, 65536)
+        init = [] if init is None else list(init)
+        if len(init) > depth:
+            raise ValueError(f"PipelinedRAM parameter 'init' has {len(init)} words, more than "
+                             f"depth={depth}")
+        for a, word in enumerate(init):
+            if (not isinstance(word, int) or isinstance(word, bool)
+                    or not 0 <= word < 1 << width):
+                raise ValueError(f"PipelinedRAM parameter 'init' word {a} must be an integer in "
+                                 f"0..{(1 << width) - 1}, not {word!r}")
+        self.init = init
+        if not isinstance(write_ce, bool):
+            raise TypeError(f"PipelinedRAM parameter 'write_ce' must be a bool, not "
+                            f"{write_ce!r}")
+        self.write_ce = write_ce
         if block_ram is not None and not isinstance(block_ram, bool):
             raise TypeError(f"PipelinedRAM parameter 'block_ram' must be a bool or None, not "
                             f"{block_ram!r}")
@@ -100,10 +161,11 @@ class PipelinedRAM(wiring.Component):
         if self.block_ram and _is_ecp5(platform):
             return self._elaborate_dp16kd()
         m = Module()
-        m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
+        m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=self.init)
         wr = mem.write_port()
         rd = mem.read_port(transparent_for=())
-        m.d.comb += [wr.en.eq(self.w_en & self.ce), wr.addr.eq(self.w_addr),
+        m.d.comb += [wr.en.eq(self.w_en & (self.ce if self.write_ce else 1)),
+                     wr.addr.eq(self.w_addr),
                      wr.data.eq(self.w_data), rd.en.eq(self.ce), rd.addr.eq(self.r_addr)]
         with m.If(self.ce):
             m.d.sync += self.r_data.eq(rd.data)
@@ -129,7 +191,8 @@ class PipelinedRAM(wiring.Component):
                           self.w_addr[:14 - shift])
                 adb = Cat(Const(0, shift), self.r_addr[:14 - shift])
                 ports = {
-                    "i_CLKA": ClockSignal(), "i_CEA": self.ce, "i_OCEA": self.ce,
+                    "i_CLKA": ClockSignal(), "i_CEA": self.ce if self.write_ce else C(1),
+                    "i_OCEA": self.ce,
                     "i_WEA": w_sel, "i_RSTA": C(0), "i_CLKB": ClockSignal(), "i_CEB": self.ce,
                     "i_OCEB": self.ce, "i_WEB": C(0), "i_RSTB": C(0),
                 }
@@ -144,8 +207,12 @@ class PipelinedRAM(wiring.Component):
                     ports[f"i_DIB{k}"] = C(0)
                 for k in range(tile_width):
                     ports[f"o_DOB{k}"] = dout[k]
+                tile_init = [(w >> lo) & ((1 << (hi - lo)) - 1)
+                             for w in self.init[bank * 16384:(bank + 1) * 16384]]
+                initvals = {f"p_{name}": Const(value, 320) for name, value
+                            in dp16kd_initvals(tile_init, tile_width).items() if value}
                 m.submodules[f"ram_{bank}_{col}"] = Instance(
-                    "DP16KD",
+                    "DP16KD", **initvals,
                     p_DATA_WIDTH_A=tile_width, p_DATA_WIDTH_B=tile_width,
                     p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
                     p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",

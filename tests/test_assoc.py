@@ -37,7 +37,7 @@ def test_init():
             "index": data.ArrayLayout(range(8), 3), "score": data.ArrayLayout(signed(4), 3),
             "err": 1, "first": 1, "last": 1}))),
     })
-    assert (dut.rows, dut.latency, dut.interval) == (4, 4 + 7 + 3, 5)
+    assert (dut.rows, dut.latency, dut.interval) == (4, 4 + 8 + 3, 5)
     assert dut.params == TERN
     rank = Assoc(**RANK)
     assert rank.i.payload.shape()["q"].shape == data.ArrayLayout(range(12), 3)

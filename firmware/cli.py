@@ -87,13 +87,28 @@ def make_bridge(cores, *, image_specs=None, **bridge_kwargs):
         raise ValueError(f"make_bridge needs {{core name: params}}, not {cores!r}")
     specs = {name: get_core(name) for name in cores}
     memories = image_memories(image_specs) if image_specs else None
-    built = {name: specs[name].build(**params) for name, params in cores.items()}
+    built = {name: _bridgeable(specs[name].build(**params)) for name, params in cores.items()}
     if len(cores) == 1:
         (design, params), = cores.items()
         core = built[design]
     else:
         design, params, core = "+".join(cores), dict(cores), Composite(**built)
     return Bridge(core, design=design, params=params, memories=memories, **bridge_kwargs)
+
+
+def _bridgeable(core):
+    # A core whose streams do not fit bridge frames offers a bridge view (the LM: its wide
+    # `w` rows go through a staging memory, see spikeforge.rtl.lm.LMBridged).
+    return core.bridged() if callable(getattr(core, "bridged", None)) else core
+
+
+def _send(dev, name, port, beats):
+    """Send ``beats`` to input stream ``port``: as they are, or through the core's host helper."""
+    if name == "lm" and port.endswith("w"):
+        from .lm import write_beats
+        write_beats(dev, beats, prefix=port[:-1])
+    else:
+        dev.send_beats(port, beats)
 
 
 def bridged_design(cores, *, image_specs=None, divisor=8, **bridge_kwargs):
@@ -194,7 +209,7 @@ def _run(args) -> int:
             # Like the bench: a phase starts once the core has taken every beat of the last.
             for phase in stimulus if isinstance(stimulus, list) else [stimulus]:
                 for port, beats in phase.items():
-                    dev.send_beats(prefix + port, beats)
+                    _send(dev, name, prefix + port, beats)
                 for port in phase:
                     dev.wait_taken(prefix + port)
             bad_beats, beats_out = 0, 0

@@ -31,13 +31,18 @@ from .lut_attention import lut_attention_z
 
 __all__ = ["LMGolden", "LMModelError", "generate", "load_lm", "model_writes", "write_beat", "noise_table",
            "position_cycles", "prompt_beats", "random_model", "request_cycles", "xorshift32",
-           "default_timing", "DEFAULT_MODEL_DIR", "ZERO_SEED", "TARGETS"]
+           "default_timing", "ARGMAX_CYCLES", "DEFAULT_MODEL_DIR", "ZERO_SEED", "TARGETS"]
 
 #: Where the trained model ships (``model.json`` and the four memory images).
 DEFAULT_MODEL_DIR = Path(spikeforge.__file__).resolve().parent / "data" / "lm"
 
 #: A zero seed is replaced by this (xorshift32 never leaves 0).
 ZERO_SEED = 1
+
+#: Cycles of the argmax per predicted byte (the RTL's ``LM.timing["argmax"]``): copying the
+#: logits, one candidate per cycle for 256 cycles, a four-stage pipeline (logit and noise
+#: address, noise read, add, compare) and the move to the output state.
+ARGMAX_CYCLES = 260
 
 #: ``w.target`` codes: embedder, attention, FFN, unembedder, noise table.
 TARGETS = {"embed": 0, "att": 1, "ffn": 2, "out": 3, "noise": 4}
@@ -292,12 +297,14 @@ def prompt_beats(prompt: bytes, n_bytes: int, *, sample: bool = False, seed: int
 def default_timing(config, *, att_banks=1, ffn_banks=1, out_banks=1) -> dict:
     """The sub-cores' timing as their docs state it: the attention takes
     ``att_k * (1 + keys) + att_extra`` cycles from handshake to output, the LUT layers
-    ``ffn_latency`` and ``out_latency``. :attr:`spikeforge.rtl.lm.LM.timing` gives the values of
-    a built design."""
+    ``ffn_latency`` and ``out_latency``, the argmax ``argmax``.
+    :attr:`spikeforge.rtl.lm.LM.timing` gives the values of a built design."""
     c = config if isinstance(config, dict) else vars(config)
-    return {"att_k": c["att_n_t"] // att_banks, "att_extra": 4,
-            "ffn_latency": c["ffn_n_t"] // ffn_banks + 4,
-            "out_latency": c["out_n_t"] // out_banks + 4}
+    tree = lambda banks: (banks - 1).bit_length()        # ceil(log2(banks))
+    return {"att_k": c["att_n_t"] // att_banks, "att_extra": 9 + tree(att_banks),
+            "ffn_latency": c["ffn_n_t"] // ffn_banks + 8 + tree(ffn_banks),
+            "out_latency": c["out_n_t"] // out_banks + 8 + tree(out_banks),
+            "argmax": ARGMAX_CYCLES}
 
 
 def position_cycles(config, pos: int, *, predict: bool, timing=None) -> int:
@@ -312,14 +319,17 @@ def position_cycles(config, pos: int, *, predict: bool, timing=None) -> int:
     ``La = att_k * (1 + min(pos, ctx - 1)) + att_extra``::
 
         no prediction:  2 (embedder read) + (La + 1) + 1 (idle, next byte taken)
-        prediction:     2 + (La + 1) + (Lffn + 1) + (Lout + 1) + 258 (argmax) + 1 (output)
+        prediction:     2 + (La + 1) + (Lffn + 1) + (Lout + 1) + argmax + 1 (output)
+
+    with ``argmax`` = :data:`ARGMAX_CYCLES` unless ``timing`` says otherwise.
     """
     c = config if isinstance(config, dict) else vars(config)
     t = default_timing(c) if timing is None else timing
     la = t["att_k"] * (1 + min(pos, c["ctx"] - 1)) + t["att_extra"]
     if not predict:
         return 2 + (la + 1) + 1
-    return 2 + (la + 1) + (t["ffn_latency"] + 1) + (t["out_latency"] + 1) + 258 + 1
+    argmax = t.get("argmax", ARGMAX_CYCLES)
+    return 2 + (la + 1) + (t["ffn_latency"] + 1) + (t["out_latency"] + 1) + argmax + 1
 
 
 def request_cycles(config, start_pos: int, n_prompt: int, n_gen: int, **kw) -> int:

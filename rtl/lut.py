@@ -137,6 +137,8 @@ def const_lookup(values, index):
 
 #: Bits of one ECP5 DP16KD block RAM (the unit of ``EBR`` in the build reports).
 EBR_BITS = 18432
+#: Widest DP16KD word (512 x 36): the column width of shallow wide table memories.
+EBR_COLUMN = 36
 
 
 def ebr_columns(width, depth):
@@ -169,11 +171,19 @@ class RowMemory:
     adds no read-during-write bypass logic either; the write itself is registered (it lands one
     cycle after ``en``), so the address multiplexer is selected by a register. Call ``read``
     before ``write``.
+
+    ``column_width`` cuts a memory of at most 512 rows into columns that wide as well (36: one
+    DP16KD each), so that with ``read(..., next_addr=)`` every block RAM has its own address
+    register next to it instead of one register driving the address pins of dozens of block
+    RAMs across the device.
     """
 
-    def __init__(self, m, name, *, width, depth, init=(), shared_addr=False):
+    def __init__(self, m, name, *, width, depth, init=(), shared_addr=False, column_width=None):
         self.name, self.shared = name, shared_addr
         self.cols = ebr_columns(width, depth)
+        if column_width is not None and len(self.cols) == 1:
+            # A shallow wide memory cut into block-RAM-wide columns, each with its own address.
+            self.cols = [min(column_width, width - lo) for lo in range(0, width, column_width)]
         self.rd, self.wr = [], []
         lo = 0
         for c, w in enumerate(self.cols):
@@ -192,22 +202,35 @@ class RowMemory:
         #: High in the cycle a registered write lands (``shared_addr``).
         self.w_pend = Signal(name=f"{name}_wpend")
 
-    def read(self, m, addr, en):
-        for held, r_addr, port in zip(self.held, self.addr, self.rd):
+    def read(self, m, addr, en, *, next_addr=None):
+        """``next_addr``: the value the register ``addr`` loads when ``en`` is high (the caller
+        promises ``addr`` is such a register). Each column then reads through its own copy
+        of ``addr``, so no single register drives the address pins of every block RAM."""
+        copies = [addr] * len(self.cols)
+        if next_addr is not None and len(self.cols) > 1:
+            # Distinct initial values keep synthesis from merging the copies; they differ
+            # from `addr` only until the first enabled edge, when no read data is used.
+            copies = [Signal(len(addr), init=(c + 1) % (1 << len(addr)), name=f"{self.name}_ra{c}")
+                      for c in range(len(self.cols))]
             with m.If(en):
-                m.d.sync += held.eq(addr)
-            m.d.comb += [r_addr.eq(Mux(en & ~self.w_pend, addr, held) if self.shared
-                                   else Mux(en, addr, held)),
+                m.d.sync += [copy.eq(next_addr) for copy in copies]
+        for held, r_addr, port, a in zip(self.held, self.addr, self.rd, copies):
+            with m.If(en):
+                m.d.sync += held.eq(a)
+            m.d.comb += [r_addr.eq(Mux(en & ~self.w_pend, a, held) if self.shared
+                                   else Mux(en, a, held)),
                          port.addr.eq(r_addr)]
         return Cat(*[port.data for port in self.rd])
 
     def write(self, m, addr, data, en):
         if self.shared:
             w_data = Signal(sum(self.cols), name=f"{self.name}_wdata")
-            m.d.sync += self.w_pend.eq(en)
+            # The data register loads every cycle (no enable on a row-wide register): the
+            # write lands from it in the cycle after `en`, with the data of `en`'s cycle.
+            m.d.sync += [self.w_pend.eq(en), w_data.eq(data)]
             with m.If(en):
                 # Overrides the read side's load of `held`: the write's cycle reads nothing.
-                m.d.sync += [held.eq(addr) for held in self.held] + [w_data.eq(data)]
+                m.d.sync += [held.eq(addr) for held in self.held]
             # The read address is `held` in this cycle; the very same signal on both ports
             # lets synthesis merge them into one block RAM port.
             addrs, data, en = self.addr, w_data, self.w_pend
@@ -297,7 +320,8 @@ class LUT(wiring.Component):
     of block RAM, two row registers, one registered adder level per halving of the banks,
     accumulate into the output register: every block RAM output goes straight into a
     register). Table memories deeper than 512 rows are split into columns that each fit one
-    EBR at their depth (:func:`ebr_columns`), so no multiplexer follows a block RAM. Writes
+    EBR at their depth (:func:`ebr_columns`), shallower ones into 36-bit columns, so no
+    multiplexer follows a block RAM and each column has its own copy of the row address. Writes
     through ``w`` are registered and land one cycle after their handshake. The whole pipeline stalls while ``o.valid & ~o.ready``;
     ``o.valid`` never depends on ``o.ready``; ``i.ready`` depends on neither ``i.valid`` nor the
     payload. Results never depend on gaps or backpressure.
@@ -346,7 +370,7 @@ class LUT(wiring.Component):
                                    shared_addr=True))
             tmems.append(RowMemory(m, f"tables{b}", width=ww * yd, depth=K << n_c,
                                    init=pack_words(self.tables[ts].reshape(K << n_c, yd), ww),
-                                   shared_addr=True))
+                                   shared_addr=True, column_width=EBR_COLUMN))
 
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
@@ -391,7 +415,6 @@ class LUT(wiring.Component):
 
         for b in range(B):
             adata = amems[b].read(m, s0.k, advance)
-            tdata = tmems[b].read(m, Cat(s4.j[b], s4.k), advance)
             bits = []
             for r in range(n_c):
                 a = s2.ab[b][(2 * r) * ab:(2 * r + 1) * ab]
@@ -399,6 +422,8 @@ class LUT(wiring.Component):
                 bits.append(s3.xa[b][r] > s3.xb[b][r])
                 with m.If(advance):
                     m.d.sync += [s3.xa[b][r].eq(s2.x[a]), s3.xb[b][r].eq(s2.x[c])]
+            tdata = tmems[b].read(m, Cat(s4.j[b], s4.k), advance,
+                                  next_addr=Cat(Cat(*bits), s3.k))
             with m.If(advance):
                 # Block RAM outputs go straight into registers (their clock-to-out is long).
                 m.d.sync += [s2.ab[b].eq(adata), s4.j[b].eq(Cat(*bits)), rows[b].eq(tdata)]

@@ -140,6 +140,10 @@ class LUTAttention(wiring.Component):
         """Cycles the core spends on position ``i`` (0-based within its sequence)."""
         return self.K * (1 + min(i, self.ctx - 1) + (1 if self.causal_self else 0))
 
+    def latency(self, i):
+        """Cycles from the input handshake of position ``i`` to its ``o.valid``, no stalls."""
+        return self.cycles(i) + 9 + ceil_log2(self.banks)
+
     def elaborate(self, platform):
         m = Module()
         n, n_c, p, B, K, ctx = self.n, self.n_c, self.p, self.banks, self.K, self.ctx
@@ -271,7 +275,11 @@ class LUTAttention(wiring.Component):
             query = Array(jq[k * B + b] for k in range(K))[s4.k] if K > 1 else jq[b]
             key = Mux(s5.d0, s5.query[b], s5.key[b]) if self.causal_self else s5.key[b]
             J = Cat(s5.pe[b][:p], key, s5.query[b]) if p else Cat(key, s5.query[b])
-            vdata = vmems[b].read(m, Cat(J, s5.k), advance)
+            # The same address one stage earlier (what the s5 registers load), so that each
+            # block RAM column of the tables reads through its own address register.
+            key_next = Mux(s4.d0, query, cdata) if self.causal_self else cdata
+            J_next = Cat(pdata[:p], key_next, query) if p else Cat(key_next, query)
+            vdata = vmems[b].read(m, Cat(J, s5.k), advance, next_addr=Cat(J_next, s4.k))
             with m.If(advance):
                 # Block RAM outputs go straight into registers (their clock-to-out is long).
                 m.d.sync += [s2.ab[b].eq(adata), s4.j[b].eq(Cat(*bits)),

@@ -148,7 +148,9 @@ def cmd_build(args):
     core = _build_core(spec, params)
     try:
         report = build_design(core, board=args.board, design=spec.name, params=params,
-                              out_dir=args.out, seed=args.seed, target_mhz=args.target_mhz,
+                              out_dir=args.out, seed=args.seed,
+                              target_mhz=(args.target_mhz if args.target_mhz is not None
+                                          else spec.build_target_mhz),
                               progress=lambda m: print(m, flush=True))
     except BuildError as exc:
         print(f"spikeforge: build failed: {exc}", file=sys.stderr)

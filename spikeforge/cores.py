@@ -45,6 +45,9 @@ class CoreSpec:
     resolve: Callable[[dict], dict] | None = None
     # Parameters used by `spikeforge build` when none are given (a design that fills a board).
     build_defaults: dict = field(default_factory=dict)
+    # Core clock `spikeforge build` (and the benchmark builds) request when none is given, in
+    # MHz; None = the flow's default for the speed grade (150 MHz at grade 6).
+    build_target_mhz: float | None = None
     # Natural unit of --steps for this core ("step", "tick", "vector", "token", ...).
     step_unit: str = "step"
     # Default --steps for `spikeforge sim` and `spikeforge demo`.

@@ -1,15 +1,17 @@
 """Attention-LUT edge cases that mutation testing
 (``python -m spikeforge.sim.mutate lut_attention``) showed the other tests did not pin: the
 ranges of an image's memories at both ends, the golden model with other than two comparisons
-per table, and the limit on the index width."""
+per table, the limit on the index width, and the declared latency with several banks."""
 
 import numpy as np
 import pytest
 from test_lut_attention import brute_force, contents
 
+from spikeforge.cores import get_core
 from spikeforge.golden.lut import random_anchors
 from spikeforge.golden.lut_attention import lut_attention, save_attention_image
 from spikeforge.rtl.lut_attention import check_lut_attention_params
+from spikeforge.sim.amaranth_bench import golden_mismatches, run_stream
 
 # n = 8, n_t = 2, n_c = 1, p = 2, ctx = 4 (3 relative positions), y_dim = 1, w_width = 5.
 
@@ -60,3 +62,41 @@ def test_index_width_limit(n_c, p, ok):
                                              rf"at most 16, not {2 * n_c + p} "
                                              rf"\(n_c={n_c}, p={p}\)$"):
             check_lut_attention_params(**params)
+
+
+@pytest.mark.parametrize("banks, n_t", [(1, 2), (2, 2), (2, 4), (4, 4), (3, 3)])
+def test_latency_as_declared(banks, n_t):
+    """``latency(i)`` (which the LM's cycle model adds up) is the cycles from position i's
+    input handshake to its output in the Amaranth simulator, no gaps, for every bank count
+    (the adder tree over banks adds ceil(log2(banks)) cycles)."""
+    spec = get_core("lut_attention")
+    params = spec.params({"n": 6, "n_t": n_t, "n_c": 1, "p": 1, "ctx": 3, "y_dim": 1,
+                          "banks": banks})
+    stim = spec.stimulus(params, 5, np.random.default_rng(1))
+    beats = [b for phase in stim for b in phase.get("i", ())]
+    beats = [dict(b, first=int(k == 0)) for k, b in enumerate(beats)]
+    core = spec.build(**params)
+    res = run_stream(core, {"i": beats}, {"o": len(beats)}, gaps=False)
+    assert [o - i for i, o in zip(res.input_cycles["i"], res.cycles["o"])] == \
+        [core.latency(k) for k in range(len(beats))]
+
+
+@pytest.mark.parametrize("banks", [1, 3])
+def test_rtl_drops_writes_to_tables_past_n_t(banks):
+    """``n_t = 3`` leaves table number 3 on the wire; writes to it (anchors, rows, codes) must
+    be dropped, as the golden model does (the spec's random writes only name real tables)."""
+    spec = get_core("lut_attention")
+    params = spec.params({"n": 6, "n_t": 3, "n_c": 1, "p": 1, "ctx": 3, "y_dim": 1,
+                          "w_width": 4, "banks": banks})
+    rng = np.random.default_rng(3)
+    stim = spec.stimulus(params, 6, rng)
+    beats = [b for phase in stim for b in phase.get("i", ())]
+    def write(kind, addr=0, a=0, b=1):
+        return {"kind": kind, "table": 3, "addr": addr, "y": [5], "a": [a], "b": [b], "pe": 1}
+    writes = ([write(0, addr) for addr in range(8)] + [write(2, 0), write(2, 1)]
+              + [write(1, a=a, b=b) for a, b in [(0, 1), (2, 5), (4, 3)]])
+    stim = [{"i": beats[:3]}, {"w": writes}, {"i": beats[3:]}]
+    expected = spec.golden(params, stim)
+    result = run_stream(spec.build(**params), stim, {k: len(v) for k, v in expected.items()},
+                        seed=4)
+    assert golden_mismatches(spec, params, stim, result) == []

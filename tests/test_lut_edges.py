@@ -1,6 +1,7 @@
 """LUT edge cases that mutation testing (``python -m spikeforge.sim.mutate lut``) showed the
 other tests did not pin: the table range of an image at both ends, the block-RAM column
-layout of deep memories, and a memory of several columns storing whole rows."""
+layout of deep memories, a memory of several columns storing whole rows, and the table check
+naming the first bad value."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from spikeforge.golden.lut import random_anchors, save_lut_image
-from spikeforge.rtl.lut import RowMemory, ebr_columns
+from spikeforge.rtl.lut import RowMemory, check_tables, ebr_columns
 
 
 @pytest.mark.parametrize("value, ok", [(31, True), (-32, True), (32, False), (-33, False)])
@@ -61,3 +62,10 @@ def test_row_memory_of_two_columns():
     sim.run()
     assert len(mem.cols) == 2
     assert got == [0x9_8765_4321, 0x1_2345_6789]
+
+
+def test_table_error_names_the_first_bad_value():
+    """Of several out-of-range values, the message names the first in row-major order."""
+    with pytest.raises(ValueError, match=r"^LUT tables value 40 at \(0, 1\) is outside "
+                                         r"-32\.\.31 \(6-bit signed\)$"):
+        check_tables("LUT", "tables", [[0, 40, 5], [-40, 0, 99]], (2, 3), 6)

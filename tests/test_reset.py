@@ -37,6 +37,16 @@ RESET = {
     "sfsa": ("sfsa", {"d": 4, "L": 4, "T": 2}, 12, 8, ("i",), True),
     "lut_attention": ("lut_attention", {"n": 6, "n_t": 2, "n_c": 2, "p": 1, "ctx": 4,
                                         "y_dim": 2, "banks": 1}, 10, 8, ("i",), False),
+    "attn_block": ("attn_block", {"d_model": 4, "d": 4, "L": 3, "T": 2, "p": 2, "k": 2},
+                   12, 8, ("i",), False),
+    "w2s_chain": ("w2s_chain", {"d_max": 4, "p": 2, "e_width": 6, "W": 4}, 12, 8, ("i",), True),
+    # Learning writes the memory, which keeps its contents through a reset: the prelude only
+    # recalls (no `learn`, no `clear`), so the golden model's empty memory still holds after it.
+    "seqmachine": ("seqmachine", {"S": 6, "M": 6, "N": 2, "K": 3, "W": 8, "w": 2, "a": 3},
+                   8, 6, ("i",), False),
+    "lm": ("lm", {"model": "random", "ctx": 3, "n": 4, "att_n_t": 1, "att_n_c": 2, "att_p": 1,
+                  "ffn_n_t": 1, "ffn_n_c": 2, "out_n_t": 2, "out_n_c": 2, "w_width": 4},
+           2, 2, ("i",), False),
 }
 
 #: Prelude lengths in cycles: right after the start, mid-pipeline, deep into the stream.
@@ -55,8 +65,15 @@ def _clear_first(stimulus, ports):
 
 
 def _without_writes(stimulus):
+    """The stimulus without memory writes: no `w` beats, and no learning beats."""
     phases = stimulus if isinstance(stimulus, list) else [stimulus]
-    return [{k: v for k, v in phase.items() if k != "w"} for phase in phases]
+    phases = [{k: v for k, v in phase.items() if k != "w"} for phase in phases]
+    for phase in phases:
+        for beat in phase.get("i", []):
+            for flag in ("learn", "clear"):
+                if flag in beat:
+                    beat[flag] = 0
+    return phases
 
 
 @pytest.mark.parametrize("case", sorted(RESET))

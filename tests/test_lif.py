@@ -27,7 +27,14 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+# In CI: four sets (both presets, ternary and binary, n from 8 to 2048, the stall at n/p = 4);
+# the single-neuron and per-step sets also run in the slow suite (the Amaranth-simulator tests
+# and the fuzzing cover per-step lists and the stall boundaries in CI).
+SLOW_CASES = {"single", "per_step_rho"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW_CASES
+                                  else c for c in sorted(CASES)])
 def test_rtl_matches_golden(case, tmp_path):
     overrides, steps = CASES[case]
     params = SPEC.params(overrides)

@@ -47,7 +47,9 @@ def trained():
     return lt.quantise(lt.train(train, lt.ModelConfig(**TINY), steps=120, batch=16, seed=2))
 
 
-@pytest.mark.parametrize("shape", sorted(SHAPES))
+# The banked shape's Verilator build is the slowest; the fuzzing covers banks in CI.
+@pytest.mark.parametrize("shape", [pytest.param(s, marks=pytest.mark.slow) if s == "banks"
+                                   else s for s in sorted(SHAPES)])
 def test_rtl_equals_golden_random_models(shape):
     """Random models, random requests (greedy and sampled, continued sequences), bursts of
     memory rewrites of every target, random valid gaps and backpressure."""
@@ -76,7 +78,7 @@ def test_reload_then_generate_two_prompts(trained):
     assert [b["last"] for b in want].count(1) == 2
 
 
-@pytest.mark.parametrize("shape", ["tiny", "banks"])
+@pytest.mark.parametrize("shape", ["tiny", pytest.param("banks", marks=pytest.mark.slow)])
 def test_cycles_match_model(shape):
     """Without stalls, the cycles between outputs (and between prompt bytes) are exactly the
     golden cycle model's, across the point where the attention window starts to slide.

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "word2spike" / "results.json"
 
 # The RTL check: 200 real words, 100-tick windows (1 ms ticks: 100 ms per word), 32 lanes.
-RTL_WORDS, RTL_W, RTL_P = 200, 100, 32
+RTL_WORDS, RTL_W, RTL_P = 100, 100, 32
 
 
 @pytest.fixture(scope="module")

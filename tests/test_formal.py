@@ -20,24 +20,46 @@ def _tools_or_skip():
         pytest.skip(str(exc))
 
 
-#: Proofs that take more than about 20 s on a quiet 2-core machine: run by `make slow`.
-SLOW = {"poisson", "w2s_chain"}
+_LINE = (r"^{core}(\.\w+)?: PROVEN by k-induction, depth \d+ .*; output reachable: "
+         r"(pass|not checked)$"
+         r"|^{core}(\.\w+)?: CHECKED by bounded model check, \d+ cycles from reset .*; "
+         r"output reachable: (pass|not checked)$")
 
 
-@pytest.mark.parametrize("core", [pytest.param(c, marks=pytest.mark.slow) if c in SLOW else c
-                                  for c in sorted(FORMAL)])
+def _cases(core, deep):
+    return [c for c in FORMAL[core].cases if deep or not getattr(c, "deep", False)]
+
+
+def _check_output(core, out, deep):
+    runs = re.findall(_LINE.format(core=core), out, re.M)
+    assert len(runs) == len(_cases(core, deep)), out
+    assert "asserted: o: valid and payload hold until ready" in out
+    assert re.search(r"^  asserted: beats: (0 <= in - out <= \d+|out <= in), counting ", out, re.M)
+    skipped = len(_cases(core, True)) - len(_cases(core, deep))
+    assert len(re.findall(rf"^{core}: not run: the deeper check by .*; --deep runs it$",
+                          out, re.M)) == skipped, out
+
+
+@pytest.mark.parametrize("core", sorted(FORMAL))
 def test_formal(core, capsys):
+    """Every core's checks but the ``--deep`` ones: what ``make test`` runs."""
     _tools_or_skip()
     status = formal_main([core])
     out, err = capsys.readouterr()
     assert status == 0, out + err
-    runs = re.findall(rf"^{core}(\.\w+)?: PROVEN by k-induction, depth \d+ .*; "
-                      rf"output reachable: (pass|not checked)$"
-                      rf"|^{core}(\.\w+)?: CHECKED by bounded model check, \d+ cycles from reset "
-                      rf".*; output reachable: (pass|not checked)$", out, re.M)
-    assert len(runs) == len(FORMAL[core].cases), out
-    assert "asserted: o: valid and payload hold until ready" in out
-    assert re.search(r"^  asserted: beats: (0 <= in - out <= \d+|out <= in), counting ", out, re.M)
+    _check_output(core, out, deep=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("core", sorted(c for c in FORMAL if len(_cases(c, True))
+                                        > len(_cases(c, False))))
+def test_formal_deep(core, capsys):
+    """The deeper checks (``--deep``): minutes each."""
+    _tools_or_skip()
+    status = formal_main([core, "--deep"])
+    out, err = capsys.readouterr()
+    assert status == 0, out + err
+    _check_output(core, out, deep=True)
 
 
 def test_every_core_described():

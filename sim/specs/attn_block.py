@@ -76,6 +76,13 @@ def to_dense(params, outputs):
     return y, "binary"
 
 
+# Benchmark parameters (`python -m spikeforge.bench`).
+# d_model = d = 32: at 64 (17.5k TRELLIS_COMB, 15.7k FF) routing is too slow for a benchmark: after
+# 23000 router iterations (about 5 minutes) 59k of 78k arcs were still unrouted.
+BENCH = {"d_model": 32, "d": 32, "L": 64, "T": 4, "p": 16, "k": 16, "attn_theta": 8,
+         "out_theta": 4}
+
+
 SPECS = [CoreSpec(
     name="attn_block",
     summary="BiSpikCLM attention block: ternary QKV + LIF -> SFSA -> ternary projection + LIF",
@@ -83,4 +90,6 @@ SPECS = [CoreSpec(
     resolve=resolve, build_defaults={"d_model": 64, "d": 64, "L": 128, "T": 4, "p": 16,
                                      "k": 16, "attn_theta": 8, "out_theta": 4},
     step_unit="step", demo_steps=1000,
+    bench_builds=[BENCH],
+    bench_sims=[(BENCH, 200)],
 )]

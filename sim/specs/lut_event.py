@@ -137,4 +137,6 @@ SPECS = [CoreSpec(
     build=build, defaults=DEFAULTS, stimulus=stimulus, golden=golden, to_dense=to_dense,
     resolve=resolve, step_unit="window", demo_steps=500,
     build_defaults={"n": 32, "n_t": 16, "n_c": 6, "t_width": 8},
+    bench_builds=[{"n": 32, "n_t": 16, "n_c": 6, "t_width": 8}],
+    bench_sims=[({"n": 32, "n_t": 16, "n_c": 6, "t_width": 8}, 500)],
 )]

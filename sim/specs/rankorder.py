@@ -81,6 +81,11 @@ def to_dense(params, outputs):
     return np.concatenate(cols, axis=1), "int"
 
 
+# Benchmark parameters (`python -m spikeforge.bench`).
+BENCH = {"M": 16, "N": 4, "width": 8, "order": "earliest", "alpha": 230, "frac": 8,
+         "outputs": "both"}
+
+
 SPECS = [CoreSpec(
     name="rankorder",
     summary="N-of-M rank-order encoder (largest or earliest first), one vector per cycle",
@@ -88,4 +93,6 @@ SPECS = [CoreSpec(
     resolve=resolve, build_defaults={"M": 32, "N": 8, "width": 8, "order": "earliest",
                                      "alpha": 230, "frac": 8, "outputs": "both"},
     step_unit="vector", demo_steps=3000,
+    bench_builds=[BENCH],
+    bench_sims=[(BENCH, 5000)],
 )]

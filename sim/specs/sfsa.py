@@ -71,6 +71,10 @@ def to_dense(params, outputs):
     return s, "binary"
 
 
+# Benchmark parameters (`python -m spikeforge.bench`).
+BENCH = {"d": 64, "L": 64, "T": 4, "attn_theta": 12, "out_theta": 8}
+
+
 SPECS = [CoreSpec(
     name="sfsa",
     summary="softmax-free spiking attention head: KV cache, binary causal mask, one key/cycle",
@@ -78,4 +82,7 @@ SPECS = [CoreSpec(
     resolve=resolve, build_defaults={"d": 64, "L": 256, "T": 4, "attn_theta": 12,
                                      "out_theta": 8},
     step_unit="step", demo_steps=1500,
+    # Issue target: d = 64, L = 64 (one key per cycle, so a step costs about L cycles).
+    bench_builds=[BENCH],
+    bench_sims=[(BENCH, 300)],
 )]

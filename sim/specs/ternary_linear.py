@@ -122,6 +122,10 @@ def to_dense(params, outputs):
     return y.reshape(vectors, n_out), "int"
 
 
+# Benchmark parameters (`python -m spikeforge.bench`).
+BENCH = {"n_in": 64, "n_out": 64, "p": 8, "k": 16, "spikes": "ternary"}
+
+
 SPECS = [CoreSpec(
     name="ternary_linear",
     summary="ternary linear layer y = W·s (adds/subtracts only), p outputs x k inputs per cycle",
@@ -129,4 +133,6 @@ SPECS = [CoreSpec(
     resolve=resolve, build_defaults={"n_in": 256, "n_out": 256, "p": 16, "k": 16,
                                      "spikes": "binary"},
     step_unit="vector", demo_steps=2000,
+    bench_builds=[BENCH],
+    bench_sims=[(BENCH, 1000)],
 )]

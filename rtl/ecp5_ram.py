@@ -14,7 +14,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PipelinedRAM", "dp16kd_tiling", "dp16kd_initvals"]
+__all__ = ["PipelinedRAM", "dp16kd_tiling", "dp16kd_initvals", "replicated_register"]
 
 # DP16KD data widths up to 18 bits (true dual-port modes) and the address bits they leave:
 # width -> (words, low address bits unused).
@@ -83,6 +83,31 @@ def dp16kd_initvals(words, tile_width):
 
 def _is_ecp5(platform):
     return getattr(platform, "family", None) == "ecp5"
+
+
+def replicated_register(m, platform, d, copies, *, name, enable=C(1), init=0):
+    """``copies`` registers that each load the 1-bit ``d`` at every ``sync`` edge with
+    ``enable`` high (reset and initial value ``init``); returns them as a list.
+
+    Synthesis merges flip-flops with the same input, so plain copies of a register would
+    become one flip-flop again; a copy of a high-fanout control signal per group of its loads
+    only helps if it stays. On ECP5 every copy is a ``TRELLIS_FF`` instance, which Yosys does
+    not merge; elsewhere (simulation, Verilog export) the copies are ordinary registers, with
+    the same cycle behaviour.
+    """
+    if init not in (0, 1):
+        raise ValueError(f"replicated_register init must be 0 or 1, not {init!r}")
+    regs = [Signal(init=init, name=f"{name}_{k}") for k in range(copies)]
+    for k, q in enumerate(regs):
+        if _is_ecp5(platform):
+            m.submodules[f"{name}_ff{k}"] = Instance(
+                "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="CE", p_CLKMUX="CLK", p_LSRMUX="LSR",
+                p_SRMODE="LSR_OVER_CE", p_REGSET="SET" if init else "RESET",
+                i_CLK=ClockSignal(), i_LSR=ResetSignal(), i_CE=enable, i_DI=d, o_Q=q)
+        else:
+            with m.If(enable):
+                m.d.sync += q.eq(d)
+    return regs
 
 
 class PipelinedRAM(wiring.Component):

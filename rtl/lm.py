@@ -22,6 +22,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .ecp5_ram import replicated_register
 from .lut import LUT, check_tables, pack_words
 from .lut_attention import LUTAttention
 
@@ -41,10 +42,14 @@ ZERO_SEED = 1
 #: declares ``latency(i)`` itself.
 ATT_EXTRA = 4
 
-#: Cycles of the argmax per predicted byte: the logits copied into the scan register (1), one
-#: candidate per cycle (256), the four-stage compare pipeline drained (3) -- counted from
-#: the unembedder's output handshake to the output state.
+#: Cycles of the argmax per predicted byte: the unembedder's output handshake (1), one
+#: candidate per cycle (256; the first straight from the unembedder's output while the others
+#: are copied into the scan register), the four-stage compare pipeline drained (3) -- counted
+#: from the unembedder's output handshake to the output state.
 ARGMAX_CYCLES = 260
+
+#: Logits per copy of the argmax register's load select.
+LG_GROUP = 8
 
 #: Widest residual value a LUT core accepts as input.
 MAX_X_WIDTH = 24
@@ -243,7 +248,7 @@ class LM(wiring.Component):
         ]
 
         # Argmax scan. The 256 logits are copied from the unembedder's output into a shift
-        # register when it offers them (acknowledging it at once), so the scan reads one
+        # register after it offers them (acknowledging it at once), so the scan reads one
         # fixed word per cycle instead of a 256-way multiplexer. Four stages per candidate:
         # A takes logit `idx` and addresses the noise entry (from the stepped generator), B
         # registers the noise read, C adds it, D keeps the strictly greater value, so ties go
@@ -273,9 +278,19 @@ class LM(wiring.Component):
                      b_idx.eq(a_idx), b_logit.eq(a_logit),
                      b_noise.eq(Mux(cur.sample, nrd.data, 0)),
                      c_idx.eq(b_idx), c_logit.eq(b_logit), c_value.eq(b_logit + b_noise)]
+        # The copy is staged: the cycle after the unembedder offers its logits (they stay on
+        # its output until its next input), `load` loads logits 1..255 into `lg` while stage A
+        # takes logit 0 straight from the output; in every other cycle `lg` shifts down one
+        # logit (harmless outside the scan). `load` is one register per group of `LG_GROUP`
+        # logits, so no single net selects all of the register's bits.
+        groups = -(-256 // LG_GROUP)
+        load = replicated_register(m, platform, out.o.valid, groups, name="lg_load")
+        for g in range(groups):
+            lo, hi = g * LG_GROUP * lw, min(256, (g + 1) * LG_GROUP) * lw
+            m.d.sync += lg[lo:hi].eq(Mux(load[g], (logits >> lw)[lo:hi], (lg >> lw)[lo:hi]))
         with m.If(scan & ~idx[8]):
-            m.d.sync += [a_valid.eq(1), a_idx.eq(idx[:8]), a_logit.eq(lg[:lw]),
-                         lg.eq(lg >> lw), idx.eq(idx + 1)]
+            m.d.sync += [a_valid.eq(1), a_idx.eq(idx[:8]),
+                         a_logit.eq(Mux(load[0], logits[:lw], lg[:lw])), idx.eq(idx + 1)]
             with m.If(cur.sample):
                 m.d.sync += rng.eq(rng_next)
         with m.If(c_valid):
@@ -324,10 +339,10 @@ class LM(wiring.Component):
                 with m.If(out.i.ready):
                     m.next = "OUT_WAIT"
             with m.State("OUT_WAIT"):
-                # The logits are copied as the unembedder offers them (its output is always
-                # ready).
+                # The unembedder's output is always ready; its logits are copied in the next
+                # cycle (see the argmax scan above).
                 with m.If(out.o.valid):
-                    m.d.sync += [lg.eq(logits), idx.eq(0), scan.eq(1), d_first.eq(1)]
+                    m.d.sync += [idx.eq(0), scan.eq(1), d_first.eq(1)]
                     m.next = "SCAN"
             with m.State("SCAN"):
                 with m.If(idx[8]):

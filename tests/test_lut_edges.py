@@ -27,6 +27,7 @@ def test_image_table_range(tmp_path, value, ok):
 @pytest.mark.parametrize("width, depth, cols", [
     (40, 512, [40]), (36, 1024, [18, 18]), (18, 2048, [9, 9]), (8, 4096, [4, 4]),
     (4, 8192, [2, 2]), (3, 16384, [1, 1, 1]), (20, 1000, [18, 2]),
+    (36, 513, [18, 18]),  # one row past 512 already splits
 ])
 def test_ebr_columns_as_documented(width, depth, cols):
     assert ebr_columns(width, depth) == cols

@@ -11,6 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .lut import RowMemory
+from .stream import SkidBuffer
 
 __all__ = ["TernaryLinear", "check_ternary_linear_params", "weight_words", "popcount"]
 
@@ -133,9 +134,11 @@ class TernaryLinear(wiring.Component):
     Timing: an input vector occupies the core for :attr:`cycles_per_vector` ``= depth`` cycles
     (``n_in/k`` per group of ``p`` outputs); the next vector is accepted in the last of them,
     so at full throughput vectors follow each other with no gap. Group ``g`` leaves
-    ``(g+1)*(n_in/k) +`` :attr:`latency` cycles after its vector was accepted. The pipeline
-    stalls as a whole while ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``;
-    ``i.ready`` and ``w.ready`` depend on neither valid nor payload.
+    ``(g+1)*(n_in/k) +`` :attr:`latency` cycles after its vector was accepted. The output
+    register is a two-entry skid buffer (:class:`~spikeforge.rtl.stream.SkidBuffer`): a beat
+    that reaches a held output waits in its second entry, and the pipeline stalls as a whole
+    from the next cycle until that entry drains. ``o.valid`` and ``o.payload`` are flip-flops;
+    ``i.ready`` and ``w.ready`` depend on neither valid nor payload, nor on ``o.ready``.
 
     Reset: the core is idle; the weight memory keeps its contents (initial or last written).
     """
@@ -184,8 +187,12 @@ class TernaryLinear(wiring.Component):
         mem = RowMemory(m, "mem", width=2 * p * k, depth=depth,
                         init=weight_words(self.weights, p=p, k=k), shared_addr=True)
 
+        # The output register is a skid buffer: the pipeline advances on its registered
+        # `ready`, so `o.ready` drives only the two output entries, not every stage.
+        m.submodules.out = out = SkidBuffer(self.o.payload.shape())
+        wiring.connect(m, wiring.flipped(self.o), out.o)
         advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+        m.d.comb += advance.eq(out.i.ready)
 
         # Issue stage: the accepted vector, walked chunk by chunk, group by group.
         busy = Signal()
@@ -293,16 +300,11 @@ class TernaryLinear(wiring.Component):
 
         # p2: accumulate over the chunks of a group; the group's total goes to the output.
         acc = Signal(data.ArrayLayout(signed(self.acc_width), p))
-        with m.If(advance):
-            m.d.sync += self.o.valid.eq(p2.valid & p2.end)
-            with m.If(p2.valid):
-                for l in range(p):
-                    total = Mux(p2.start, 0, acc[l]) + p2.part[l]
-                    m.d.sync += acc[l].eq(total)
-                    with m.If(p2.end):
-                        m.d.sync += self.o.payload.y[l].eq(total)
-                with m.If(p2.end):
-                    m.d.sync += [self.o.payload.first.eq(p2.first),
-                                 self.o.payload.last.eq(p2.last),
-                                 self.o.payload.err.eq(p2.err)]
+        totals = [Mux(p2.start, 0, acc[l]) + p2.part[l] for l in range(p)]
+        m.d.comb += [out.i.valid.eq(p2.valid & p2.end),
+                     out.i.payload.first.eq(p2.first), out.i.payload.last.eq(p2.last),
+                     out.i.payload.err.eq(p2.err)]
+        m.d.comb += [out.i.payload.y[l].eq(totals[l]) for l in range(p)]
+        with m.If(advance & p2.valid):
+            m.d.sync += [acc[l].eq(totals[l]) for l in range(p)]
         return m

@@ -192,8 +192,29 @@ def _tool_versions(env) -> dict:
     return versions
 
 
+#: nextpnr-ecp5 routers ``build_design`` accepts; ``None`` keeps nextpnr's default (router1).
+ROUTERS = ("router1", "router2")
+
+
+def check_router(router):
+    """``router`` if it names a nextpnr-ecp5 router (or is ``None``), else ``ValueError``."""
+    if router is not None and router not in ROUTERS:
+        raise ValueError(f"unknown nextpnr router {router!r}: choose one of {', '.join(ROUTERS)}")
+    return router
+
+
+def nextpnr_options(seed=0, router=None) -> list:
+    """The options the flow adds to nextpnr-ecp5: its JSON report, a report even when timing
+    fails (the report decides), the placer seed and, if given, the router."""
+    _check_seed(seed)
+    opts = ["--report", NEXTPNR_REPORT, "--timing-allow-fail", "--seed", str(seed)]
+    if check_router(router) is not None:
+        opts += ["--router", router]
+    return opts
+
+
 def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_dir,
-                 seed=0, target_mhz=None, speed=None, progress=print) -> dict:
+                 seed=0, target_mhz=None, speed=None, router=None, progress=print) -> dict:
     """Place and route ``core`` inside :class:`BenchTop` for ``board``; write ``OUT/report.json``.
 
     Parameters
@@ -213,6 +234,9 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
         175 at 7, 200 at 8.
     speed : str, int or None
         Speed grade override (``"6"``, ``"7"``, ``"8"``); ``None`` = the board's part.
+    router : str or None
+        nextpnr's router, ``"router1"`` or ``"router2"``; ``None`` = nextpnr's default
+        (router1). router2 routes large, congested designs that router1 gives up on.
     progress : callable or None
         Receives one line per step (``print`` by default; ``None`` is silent).
 
@@ -225,7 +249,7 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
         raise TypeError(f"build params must be a dict or None, not {params!r}")
     out = Path(out_dir)
     report_path = out / "report.json"
-    nextpnr_opts = ["--report", NEXTPNR_REPORT, "--timing-allow-fail", "--seed", str(seed)]
+    nextpnr_opts = nextpnr_options(seed, router)
     plan, target, grade, target_mhz, pll = _prepare(core, board, seed, target_mhz, speed,
                                                     nextpnr_opts)
     tag = f"[{design} @ {target.name}]"
@@ -280,6 +304,7 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
         "design": design,
         "params": params or {},
         "seed": seed,
+        "router": router or "router1",
         "resources": resources,
         "utilization": util,
         "fmax_mhz": fmax,

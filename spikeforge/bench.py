@@ -77,11 +77,13 @@ def bench_build(spec, overrides, grade, results, out_root):
     tag = "-".join(f"{k}{v}" for k, v in sorted(shown.items())) or "default"
     out = Path(out_root) / f"{spec.name}-{tag}-g{grade}"
     entry = {"core": spec.name, "kind": "build", "params": shown, "grade": grade}
+    if spec.build_router:
+        entry["router"] = spec.build_router
     t0 = time.monotonic()
     try:
         rep = build_design(spec.build(**params), board=DEVICE_BOARD, design=spec.name, params=params,
                            out_dir=out, seed=1, speed=str(grade), target_mhz=spec.build_target_mhz,
-                           progress=lambda m: print(f"    {m}", flush=True))
+                           router=spec.build_router, progress=lambda m: print(f"    {m}", flush=True))
         entry.update(resources=rep["resources"], fmax_mhz=rep["fmax_mhz"], target_mhz=rep["target_mhz"],
                      timing_met=rep["timing_met"], device=rep["device"])
     except BuildError as exc:
@@ -187,7 +189,8 @@ def render(results) -> str:
              "Cycles: measured under cocotb/Verilator at full throughput (no valid gaps, ready",
              "always high), first input transfer to last output transfer. Spikes per cycle",
              "(encoder, decoder): beats on the spike stream times the lanes p, over those cycles;",
-             "the bench stimulus has vectors of random length, so some beats are part empty.", ""]
+             "the bench stimulus has vectors of random length, so some beats are part empty.",
+             "nextpnr's default router (router1) unless the parameters say `router=router2`.", ""]
     builds = [r for r in results if r["kind"] == "build"]
     if builds:
         lines += ["## Resources and Fmax", "",
@@ -195,6 +198,8 @@ def render(results) -> str:
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in builds:
             p = ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "defaults"
+            if r.get("router"):
+                p += f", router={r['router']}"
             if "error" in r:
                 lines.append(f"| {r['core']} | {p} | {r['grade']} | build failed: {r['error']} |||||||")
                 continue

@@ -137,10 +137,11 @@ def cmd_boards(args):
 
 
 def cmd_build(args):
-    from spikeforge.boards.build import BuildError, build_design
+    from spikeforge.boards.build import BuildError, build_design, check_router
     from spikeforge.boards.targets import get_target
     try:
         get_target(args.board)
+        check_router(args.router)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     spec = get_core(args.design)
@@ -151,6 +152,7 @@ def cmd_build(args):
                               out_dir=args.out, seed=args.seed,
                               target_mhz=(args.target_mhz if args.target_mhz is not None
                                           else spec.build_target_mhz),
+                              router=args.router or spec.build_router,
                               progress=lambda m: print(m, flush=True))
     except BuildError as exc:
         print(f"spikeforge: build failed: {exc}", file=sys.stderr)
@@ -240,6 +242,8 @@ def main(argv=None):
     p.add_argument("--param", action="append", metavar="K=V")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--target-mhz", type=float, default=None)
+    p.add_argument("--router", default=None, metavar="{router1,router2}",
+                   help="nextpnr router (default: the design's choice, else nextpnr's router1)")
     p.add_argument("--out", required=True)
     p.set_defaults(fn=cmd_build)
 

@@ -48,6 +48,9 @@ class CoreSpec:
     # Core clock `spikeforge build` (and the benchmark builds) request when none is given, in
     # MHz; None = the flow's default for the speed grade (150 MHz at grade 6).
     build_target_mhz: float | None = None
+    # nextpnr router for `spikeforge build` and the benchmark builds ("router1", "router2");
+    # None = nextpnr's default (router1).
+    build_router: str | None = None
     # Natural unit of --steps for this core ("step", "tick", "vector", "token", ...).
     step_unit: str = "step"
     # Default --steps for `spikeforge sim` and `spikeforge demo`.

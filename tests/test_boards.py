@@ -363,6 +363,20 @@ def test_build_missing_tool(tmp_path, monkeypatch):
     assert lines and "LFE5U-85F-6BG381" in lines[0]
 
 
+def test_nextpnr_options():
+    base = ["--report", "report-nextpnr.json", "--timing-allow-fail", "--seed", "3"]
+    assert build_mod.nextpnr_options(3) == base
+    assert build_mod.nextpnr_options(3, "router2") == base + ["--router", "router2"]
+    assert build_mod.nextpnr_options(3, "router1") == base + ["--router", "router1"]
+
+
+def test_build_wrong_router(tmp_path):
+    with pytest.raises(ValueError, match=r"^unknown nextpnr router 'router3': choose one of "
+                                         r"router1, router2$"):
+        build_design(Adder(), out_dir=tmp_path, router="router3")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_build_wrong_params(tmp_path):
     with pytest.raises(TypeError, match=r"^build params must be a dict or None, not \[1\]$"):
         build_design(Adder(), out_dir=tmp_path, params=[1])

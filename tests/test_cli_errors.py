@@ -120,6 +120,8 @@ def test_bad_memory_image(files, capsys, command, image, message):
     (["verilog", "lif", "--param", "m_width=99", "-o", "{out}"],
      r"LIF parameter 'm_width' must be in 2\.\.32, not 99$"),
     (["build", "--param", "n=3", "--out", "{dir}"], r"'p' must divide n=3, not 4$"),
+    (["build", "--router", "router3", "--out", "{dir}"],
+     r"unknown nextpnr router 'router3': choose one of router1, router2$"),
 ])
 def test_bad_names_and_params(tmp_path, capsys, argv, message):
     argv = [a.format(out=tmp_path / "out.v", dir=tmp_path / "build") for a in argv]

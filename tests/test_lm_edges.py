@@ -88,3 +88,24 @@ def test_cycles_match_model_in_the_simulator():
     got_out = np.diff(result.cycles["o"]).tolist()
     assert got_out == [position_cycles(shape, len(prompt) + k, predict=True,
                                        timing=core.timing) for k in range(n_gen - 1)]
+
+
+def test_rtl_reloaded_unembedder_rows_keep_the_last_byte():
+    """Unembedder rows written through ``w`` reach the RTL whole, byte 255's logit included:
+    with every row giving byte 255 the largest value and every other byte 1, both the RTL and
+    the golden model generate only 0xff."""
+    spec = get_core("lm")
+    shape = dict(ctx=2, n=3, att_n_t=1, att_n_c=1, att_p=1, ffn_n_t=1, ffn_n_c=2, out_n_t=1,
+                 out_n_c=2, w_width=4)
+    params = spec.params({"model": "random", "model_seed": 3, **shape})
+    model = random_model(shape, 4)
+    tables = np.ones_like(np.asarray(model.out_tables))
+    tables[..., 255] = 7
+    model.out_tables = tables
+    beats = prompt_beats(b"ab", 2)
+    stim = [{"w": model_writes(model)}, {"i": beats}]
+    expected = spec.golden(params, stim)
+    assert [beat["byte"] for beat in expected["o"]] == [255, 255]
+    result = run_stream(spec.build(**params), stim, {k: len(v) for k, v in expected.items()},
+                        seed=1)
+    assert golden_mismatches(spec, params, stim, result) == []

@@ -846,8 +846,12 @@ def _assoc_invariants(core, probe):
 
 
 def _lut_event_invariants(core, probe):
-    return [("pipeline: a window ended and not yet answered is exactly a waiting output "
-             "(in - out == o.valid)", probe.inflight == core.o.valid.as_unsigned())]
+    ev = probe("ev")   # the event register: bit 0 valid, bit 1 last (rtl/lut_event.py)
+    return [("pipeline: a window ended and not yet answered is a waiting output, the event "
+             "register's last beat or a window done in the flags "
+             "(in - out == o.valid + ev.valid & ev.last + done)",
+             probe.inflight == core.o.valid.as_unsigned() + (ev[0] & ev[1]).as_unsigned()
+             + probe("done").as_unsigned())]
 
 
 def _seqmachine_invariants(core, probe):
@@ -1014,7 +1018,7 @@ FORMAL: dict[str, FormalSpec] = {
         cases=[{"n": 2, "n_t": 1, "n_c": 1, "t_width": 2}],
         mode="prove", depth=4, weights={"i": lambda core, payload, probe: payload.last, "o": 1},
         weights_note=" (an input beat with last ends a window: one output beat)",
-        bound=lambda core: 1, invariants=_lut_event_invariants),
+        bound=lambda core: 3, invariants=_lut_event_invariants),
     "seqmachine": FormalSpec(
         cases=[{"S": 3, "M": 2, "N": 1, "K": 1, "W": 2, "w": 1, "a": 1}],
         # A step takes 30+ cycles: reaching an output is too deep for a quick cover check (the

@@ -38,7 +38,7 @@ def test_init():
             "b": data.ArrayLayout(range(8), 2)}))),
         "o": Out(stream.Signature(data.StructLayout({"j": data.ArrayLayout(unsigned(2), 3)}))),
     })
-    assert dut.latency == 1
+    assert dut.latency == 3
 
 
 @pytest.mark.parametrize("name, value, exc, message", [

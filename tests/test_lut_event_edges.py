@@ -63,3 +63,26 @@ def test_rtl_ignores_a_write_payload_without_valid():
     sim.add_testbench(consumer)
     sim.run()
     assert got == want
+
+
+@pytest.mark.parametrize("gaps", [False, True])
+def test_rtl_window_opened_by_a_framing_beat(gaps):
+    """A window opened by a beat without a spike starts its group time at 0, whatever the
+    previous window left: events at a time below the previous window's last one, right after
+    such a beat, still count as one group (back to back, the event register compares them with
+    the group time the flag stage is setting in the same cycle)."""
+    from spikeforge.sim.amaranth_bench import golden_mismatches, run_stream
+    spec = get_core("lut_event")
+    params = spec.params({"n": 4, "n_t": 8, "n_c": 2, "t_width": 4, "anchor_seed": 1})
+
+    def ev(neuron, time, spike=1, first=0, last=0):
+        return {"neuron": neuron, "time": time, "spike": spike, "first": first, "last": last}
+
+    beats = [ev(0, 5, first=1), ev(1, 9, last=1),
+             ev(0, 0, spike=0, first=1), ev(2, 3), ev(3, 3), ev(0, 3), ev(1, 4, last=1),
+             ev(0, 0, spike=0, first=1), ev(3, 2), ev(2, 2), ev(1, 8), ev(0, 8, last=1)]
+    stim = [{"i": beats}]
+    want = spec.golden(params, stim)
+    assert len(want["o"]) == 3
+    result = run_stream(spec.build(**params), stim, {"o": 3}, seed=4, gaps=gaps)
+    assert golden_mismatches(spec, params, stim, result) == []

@@ -137,7 +137,6 @@ class LUTEvent(wiring.Component):
         cur_in = Mux(ev.fresh, 0, cur)
         early_in = Mux(ev.fresh, 0, early)
         afired_in = Mux(ev.fresh, 0, afired)
-        bits_in = Mux(ev.fresh, 0, bits)
 
         early_n = Signal(P)
         cur_n = Signal(P)
@@ -150,7 +149,9 @@ class LUTEvent(wiring.Component):
                 early_n[p].eq(e),
                 cur_n[p].eq((cur_in[p] & ~ev.promote) | (is_b & ~e)),
                 afired_n[p].eq(afired_in[p] | is_a),
-                bits_n[p].eq(Mux(is_a & ~afired_in[p], e, bits_in[p])),
+                # `bit` counts only where `a fired` (see `final`), and is set when `a` first
+                # fires, so a new window needs no clearing of it.
+                bits_n[p].eq(Mux(is_a & ~afired_in[p], e, bits[p])),
             ]
 
         # The group time. Times are unsigned, so 0 at the start of a window acts as "before
@@ -196,15 +197,15 @@ class LUTEvent(wiring.Component):
         # Anchor writes: a register takes the accepted write with its checks and the table it
         # selects; the anchors change one cycle later. Events wait while one is pending.
         w = self.w.payload
-        table_ok = w.table < n_t if n_t < 2 ** len(w.table) else C(1)
         anchors_ok = Cat(*[(w.a[r] != w.b[r]) & (w.a[r] < n) & (w.b[r] < n)
                            for r in range(n_c)]).all()
-        w_sel = Signal(n_t)     # one-hot: the table a checked write rewrites (0: none)
+        w_sel = Signal(n_t)     # one-hot: the table a checked write rewrites (0: none, which
+                                # includes tables >= n_t)
         w_a = Signal.like(w.a)
         w_b = Signal.like(w.b)
         m.d.sync += [w_sel.eq(0), w_pend.eq(self.w.valid & self.w.ready)]
         with m.If(self.w.valid & self.w.ready):
-            m.d.sync += [w_sel.eq(Cat(*[(w.table == t) & table_ok & anchors_ok
+            m.d.sync += [w_sel.eq(Cat(*[(w.table == t) & anchors_ok
                                         for t in range(n_t)])),
                          w_a.eq(w.a), w_b.eq(w.b)]
         for t in range(n_t):

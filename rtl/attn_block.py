@@ -12,6 +12,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .lif import LIF
+from .stream import SkidBuffer
 from .sfsa import SFSA, check_sfsa_params
 from .ternary_linear import TernaryLinear
 
@@ -234,7 +235,13 @@ class AttnBlock(wiring.Component):
         # The projection's `err` cannot be set: its input spikes are binary.
         link(self.qkv.o, self.qkv_lif.i, {"x": "y", "first": "first", "last": "last"})
         wiring.connect(m, self.qkv_lif.o, self.gather_qkv.i)
-        wiring.connect(m, self.gather_qkv.o, self.sfsa.i)
+        # A skid buffer between the gathered Q/K/V vector and the SFSA: the SFSA's `i.ready`
+        # then drives only its two entries, and the Q/K/V side stalls on a flip-flop, instead
+        # of one combinational backpressure chain from the SFSA through the gather into the
+        # LIF array's pipeline.
+        m.submodules.qkv_skid = qkv_skid = SkidBuffer(self.gather_qkv.o.payload.shape())
+        wiring.connect(m, self.gather_qkv.o, qkv_skid.i)
+        wiring.connect(m, qkv_skid.o, self.sfsa.i)
         wiring.connect(m, self.sfsa.o, self.proj.i)
         wiring.connect(m, wiring.flipped(self.w_o), self.proj.w)
         link(self.proj.o, self.proj_lif.i, {"x": "y", "first": "first", "last": "last"})

@@ -10,6 +10,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .ecp5_ram import PipelinedRAM, replicated_register
 from .ternary_linear import _tree_sum, popcount
 
 __all__ = ["SFSA", "SFSA_PARAMS", "check_sfsa_params", "sfsa_widths"]
@@ -150,9 +151,9 @@ class SFSA(wiring.Component):
     back 2 cycles after it is read) and the next step is accepted in the last of them. At full
     throughput a token at position ``i`` therefore costs ``T * max(n_i, 2)`` cycles with
     ``n_i = min(i+1, L)`` (strict: ``min(i, L)``); ``d`` does not enter (one key per cycle, the
-    ``d``-bit AND and popcount in parallel). Step ``(i, t)`` leaves :attr:`latency` = 7 cycles
-    after its last key cycle (cache read, AND, slice popcounts and state read, score and leak,
-    attention spike and write-back, accumulation, output neurons). The pipeline stalls as a
+    ``d``-bit AND and popcount in parallel). Step ``(i, t)`` leaves :attr:`latency` = 8 cycles
+    after its last key cycle (cache address, cache output register, AND, slice popcounts,
+    score and state read, leak, attention spike and write-back, accumulation, output neurons). The pipeline stalls as a
     whole while ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``; ``i.ready``
     depends on neither ``i.valid`` nor the payload.
 
@@ -161,7 +162,7 @@ class SFSA(wiring.Component):
     """
 
     #: Cycles from the last key cycle of a step to its output beat being valid.
-    latency = 7
+    latency = 9
     #: Minimum cycles per step: a pair's membrane is written back 2 cycles after it is read.
     hazard_window = 2
 
@@ -184,11 +185,16 @@ class SFSA(wiring.Component):
         aw, ow = self.attn_width, self.out_width
         cw = L.bit_length()          # counts 0..L
 
-        m.submodules.kv = kv = Memory(shape=2 * d, depth=L * T, init=[])
-        kv_wr = kv.write_port()
-        # Not transparent: a key overwritten in the cycle it is read is still read as the old
-        # one, which the sliding window relies on (see the write timing below).
-        kv_rd = kv.read_port()
+        # The KV cache reads through the block RAM's own output register (read latency 2),
+        # and the pipeline's stall is the RAM's clock enable. A key overwritten in the cycle it
+        # is read must still be read as the old one (the sliding window relies on it, see the
+        # write timing below), but the block RAM leaves a read and a write of one address at
+        # one edge undefined. So every write is held in `pend` and made one enabled edge
+        # later, and a read at that edge of that address takes `pend`'s data instead of the
+        # RAM's: a read sees exactly the writes made before its own edge.
+        m.submodules.kv = kv = PipelinedRAM(width=2 * d, depth=max(L * T, 2))
+        kv_wr = Signal(data.StructLayout({"en": 1, "addr": range(L * T), "data": 2 * d}))
+        pend = Signal.like(kv_wr)
         pair = data.StructLayout({"u": signed(aw), "a": 1})
         m.submodules.mem = mem = Memory(shape=pair, depth=L, init=[])
         mem_wr = mem.write_port()
@@ -196,6 +202,16 @@ class SFSA(wiring.Component):
 
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
+        m.d.comb += [kv.ce.eq(advance),
+                     kv.w_en.eq(pend.en), kv.w_addr.eq(pend.addr), kv.w_data.eq(pend.data)]
+        hit1, hit2 = Signal(), Signal()
+        byp1, byp2 = Signal(2 * d), Signal(2 * d)
+        with m.If(advance):
+            m.d.sync += [pend.eq(kv_wr),
+                         hit1.eq(pend.en & (pend.addr == kv.r_addr)), byp1.eq(pend.data),
+                         hit2.eq(hit1), byp2.eq(byp1)]
+        kv_data = Signal(2 * d)
+        m.d.comb += kv_data.eq(Mux(hit2, byp2, kv.r_data))
 
         # Sequence position of the next beat; after reset it starts a sequence.
         t_next = Signal(range(T))
@@ -208,10 +224,15 @@ class SFSA(wiring.Component):
         m.d.comb += restart.eq(self.i.payload.first | start_next)
         m.d.comb += [beat_t.eq(Mux(restart, 0, t_next)), beat_slot.eq(Mux(restart, 0, slot_next)),
                      beat_pos.eq(Mux(restart, 0, pos_next))]
+        # Keys in the beat's window: computed from the registered position for a beat that
+        # continues the sequence, a constant for one that restarts it, and only then selected
+        # by `restart`, so the payload's `first` meets no adder or comparator on its way.
         if self.strict:
-            beat_n = beat_pos
+            cont_n, restart_n = pos_next, 0
         else:
-            beat_n = Mux(beat_pos == L, L, beat_pos + 1)
+            cont_n, restart_n = Mux(pos_next == L, L, pos_next + 1), 1
+        beat_n = Mux(restart, restart_n, cont_n)
+        beat_cnt = Mux(restart, max(restart_n, H), Mux(cont_n > H, cont_n, H))
         base_of = Array(C(t * L, range(L * T)) for t in range(T))
 
         # Issue stage: one cycle per key of the window, padded to H cycles.
@@ -222,7 +243,8 @@ class SFSA(wiring.Component):
         cur = Signal(data.StructLayout({"q": d, "fresh": 1, "first": 1, "last": 1,
                                         "wslot": range(L), "kv": 2 * d}))
         last_issue = Signal()
-        m.d.comb += last_issue.eq(busy & (cnt == 1))
+        cnt_is_1 = Signal()      # cnt == 1, kept in a register of its own (beat_cnt >= H > 1)
+        m.d.comb += last_issue.eq(busy & cnt_is_1)
         m.d.comb += self.i.ready.eq(advance & (~busy | last_issue))
         accept = Signal()
         m.d.comb += accept.eq(self.i.valid & self.i.ready)
@@ -230,7 +252,7 @@ class SFSA(wiring.Component):
         key = Signal()
         slot = Signal(range(L))
         m.d.comb += [key.eq(busy & (cnt <= n) & (n != 0)), slot.eq(n - cnt)]
-        m.d.comb += [kv_rd.en.eq(advance), kv_rd.addr.eq(base + slot)]
+        m.d.comb += kv.r_addr.eq(base + slot)
 
         payload_kv = Cat(Value.cast(self.i.payload.k), Value.cast(self.i.payload.v))
         if self.strict:
@@ -254,18 +276,18 @@ class SFSA(wiring.Component):
         def follow(dst, src):
             return [getattr(dst, f).eq(getattr(src, f)) for f in flags]
 
-        p1 = stage("p1", q=d)
+        p0 = stage("p0", q=d)
         with m.If(advance):
-            m.d.sync += [p1.valid.eq(key | (last_issue & (n == 0))), p1.key.eq(key),
-                         p1.end.eq(last_issue), p1.slot.eq(slot), p1.q.eq(cur.q),
-                         p1.fresh.eq(cur.fresh), p1.first.eq(cur.first), p1.last.eq(cur.last)]
+            m.d.sync += [p0.valid.eq(key | (last_issue & (n == 0))), p0.key.eq(key),
+                         p0.end.eq(last_issue), p0.slot.eq(slot), p0.q.eq(cur.q),
+                         p0.fresh.eq(cur.fresh), p0.first.eq(cur.first), p0.last.eq(cur.last)]
             with m.If(busy):
-                m.d.sync += cnt.eq(cnt - 1)
+                m.d.sync += [cnt.eq(cnt - 1), cnt_is_1.eq(cnt == 2)]
                 with m.If(last_issue):
                     m.d.sync += busy.eq(0)
             with m.If(accept):
                 m.d.sync += [
-                    busy.eq(1), n.eq(beat_n), cnt.eq(Mux(beat_n > H, beat_n, H)),
+                    busy.eq(1), n.eq(beat_n), cnt.eq(beat_cnt), cnt_is_1.eq(0),
                     base.eq(base_of[beat_t]),
                     cur.q.eq(self.i.payload.q), cur.fresh.eq(beat_t == 0),
                     cur.first.eq(self.i.payload.first), cur.last.eq(self.i.payload.last),
@@ -280,21 +302,35 @@ class SFSA(wiring.Component):
                     m.d.sync += [t_next.eq(beat_t + 1), slot_next.eq(beat_slot),
                                  pos_next.eq(beat_pos)]
 
-        # p1: the key and value arrive from the cache.
+        # p0: the cache's address register holds the read.
+        p1 = stage("p1", q=d)
+        with m.If(advance):
+            m.d.sync += follow(p1, p0) + [p1.q.eq(p0.q)]
+
+        # p1: the key and value arrive from the cache's output register.
         p2 = stage("p2", qk=d, v=d)
         with m.If(advance):
-            m.d.sync += follow(p2, p1) + [p2.qk.eq(p1.q & kv_rd.data[:d]),
-                                          p2.v.eq(Mux(p1.key, kv_rd.data[d:], 0))]
+            m.d.sync += follow(p2, p1) + [p2.qk.eq(p1.q & kv_data[:d]),
+                                          p2.v.eq(Mux(p1.key, kv_data[d:], 0))]
 
-        # p2: popcounts of 8-bit slices of Q AND K. The pair's state is read here, so that it
-        # is written back (p4) two cycles after it is read.
+        # p2: popcounts of 8-bit slices of Q AND K.
         slices = [p2.qk[j:j + 8] for j in range(0, d, 8)]
-        p3 = stage("p3", parts=data.ArrayLayout(4, len(slices)), v=d)
-        m.d.comb += [mem_rd.en.eq(advance), mem_rd.addr.eq(p2.slot)]
+        ps = stage("ps", parts=data.ArrayLayout(4, len(slices)), v=d)
         with m.If(advance):
-            m.d.sync += follow(p3, p2) + [p3.v.eq(p2.v)]
+            m.d.sync += follow(ps, p2) + [ps.v.eq(p2.v)]
             for j, part in enumerate(slices):
-                m.d.sync += p3.parts[j].eq(popcount(part))
+                m.d.sync += ps.parts[j].eq(popcount(part))
+
+        # ps: sums of up to four slice counts each (the score's first two adder levels). The
+        # pair's state is read here, so that it is written back (p4) two cycles after it is
+        # read.
+        groups = [list(range(len(slices)))[j:j + 4] for j in range(0, len(slices), 4)]
+        p3 = stage("p3", sums=data.ArrayLayout(6, len(groups)), v=d)
+        m.d.comb += [mem_rd.en.eq(advance), mem_rd.addr.eq(ps.slot)]
+        with m.If(advance):
+            m.d.sync += follow(p3, ps) + [p3.v.eq(ps.v)]
+            for g, group in enumerate(groups):
+                m.d.sync += p3.sums[g].eq(_tree_sum([ps.parts[j] for j in group]))
 
         # p3: the score; leak and reset of the pair's membrane (zero at t = 0), and the same
         # minus theta, so that p4 fires on a sign instead of a second comparison.
@@ -307,7 +343,7 @@ class SFSA(wiring.Component):
         p4 = stage("p4", score=range(d + 1), upart=signed(aw + 1), umt=signed(aw + 2), v=d)
         with m.If(advance):
             m.d.sync += follow(p4, p3) + [
-                p4.score.eq(_tree_sum([p3.parts[j] for j in range(len(slices))])),
+                p4.score.eq(_tree_sum([p3.sums[g] for g in range(len(groups))])),
                 p4.upart.eq(upart), p4.umt.eq(umt), p4.v.eq(p3.v)]
 
         # p4: the attention spike and its write-back (rewriting it while stalled is harmless).
@@ -320,7 +356,11 @@ class SFSA(wiring.Component):
         with m.If(advance):
             m.d.sync += follow(p5, p4) + [p5.a.eq(a), p5.v.eq(p4.v)]
 
-        # p5: O accumulated over the window; the step's total goes on at its last key.
+        # p5: O accumulated over the window; the step's total goes on at its last key. The
+        # attention spike and `end` reach every column: one copy of each per 8 columns.
+        p5_a = replicated_register(m, platform, a, -(-d // 8), name="p5_a", enable=advance)
+        p5_end = replicated_register(m, platform, p4.end, -(-d // 8), name="p5_end",
+                                     enable=advance)
         acc = Signal(data.ArrayLayout(cw, d))
         p6 = Signal(data.StructLayout({"valid": 1, "o": data.ArrayLayout(cw, d), "fresh": 1,
                                        "first": 1, "last": 1}))
@@ -328,8 +368,8 @@ class SFSA(wiring.Component):
             m.d.sync += p6.valid.eq(p5.valid & p5.end)
             with m.If(p5.valid):
                 for c in range(d):
-                    total = acc[c] + (p5.a & p5.v[c])
-                    m.d.sync += [acc[c].eq(Mux(p5.end, 0, total)), p6.o[c].eq(total)]
+                    total = acc[c] + (p5_a[c // 8] & p5.v[c])
+                    m.d.sync += [acc[c].eq(Mux(p5_end[c // 8], 0, total)), p6.o[c].eq(total)]
                 m.d.sync += [p6.fresh.eq(p5.fresh), p6.first.eq(p5.first),
                              p6.last.eq(p5.last)]
 
@@ -343,13 +383,16 @@ class SFSA(wiring.Component):
             leak = _leak(self.out_beta, mo[c], F)
             m.d.sync += [opart[c].eq(leak + Mux(so[c], -self.out_theta, 0)),
                          omt[c].eq(leak + Mux(so[c], -2 * self.out_theta, -self.out_theta))]
+        # `fresh` selects in every output neuron: one copy of it per 8 neurons.
+        fresh = replicated_register(m, platform, p5.fresh, -(-d // 8), name="p6_fresh",
+                                    enable=advance & p5.valid)
         with m.If(advance):
             m.d.sync += self.o.valid.eq(p6.valid)
             with m.If(p6.valid):
                 m.d.sync += [self.o.payload.first.eq(p6.first), self.o.payload.last.eq(p6.last)]
                 for c in range(d):
-                    total = Mux(p6.fresh, 0, opart[c]) + p6.o[c]
-                    spike = Mux(p6.fresh, -self.out_theta, omt[c]) + p6.o[c] >= 0
+                    total = Mux(fresh[c // 8], 0, opart[c]) + p6.o[c]
+                    spike = Mux(fresh[c // 8], -self.out_theta, omt[c]) + p6.o[c] >= 0
                     m.d.sync += [mo[c].eq(total), so[c].eq(spike),
                                  self.o.payload.s[c].eq(spike)]
         return m

@@ -33,7 +33,7 @@ def test_init():
             "q": bits, "k": bits, "v": bits, "first": 1, "last": 1}))),
         "o": Out(stream.Signature(data.StructLayout({"s": bits, "first": 1, "last": 1}))),
     })
-    assert (dut.latency, dut.hazard_window) == (7, 2)
+    assert (dut.latency, dut.hazard_window) == (9, 2)
     assert (dut.attn_width, dut.out_width) == (5, 4)      # -2..8 and -1..6
     assert sfsa_widths(d=64, L=256, T=4, attn_theta=70, out_theta=9) == (10, 12)
     assert dut.params == BASE

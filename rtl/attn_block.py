@@ -235,14 +235,18 @@ class AttnBlock(wiring.Component):
         # The projection's `err` cannot be set: its input spikes are binary.
         link(self.qkv.o, self.qkv_lif.i, {"x": "y", "first": "first", "last": "last"})
         wiring.connect(m, self.qkv_lif.o, self.gather_qkv.i)
-        # A skid buffer between the gathered Q/K/V vector and the SFSA: the SFSA's `i.ready`
-        # then drives only its two entries, and the Q/K/V side stalls on a flip-flop, instead
-        # of one combinational backpressure chain from the SFSA through the gather into the
-        # LIF array's pipeline.
+        # Skid buffers cut the block's backpressure into short pieces, each starting from a
+        # flip-flop: between the gathered Q/K/V vector and the SFSA (the SFSA's `i.ready` then
+        # drives only its two entries, instead of one combinational chain from the SFSA
+        # through the gather into the LIF array's pipeline),
         m.submodules.qkv_skid = qkv_skid = SkidBuffer(self.gather_qkv.o.payload.shape())
         wiring.connect(m, self.gather_qkv.o, qkv_skid.i)
         wiring.connect(m, qkv_skid.o, self.sfsa.i)
-        wiring.connect(m, self.sfsa.o, self.proj.i)
+        # and between the SFSA and the output projection, whose `i.ready` comes from its
+        # issue state.
+        m.submodules.attn_skid = attn_skid = SkidBuffer(self.sfsa.o.payload.shape())
+        wiring.connect(m, self.sfsa.o, attn_skid.i)
+        wiring.connect(m, attn_skid.o, self.proj.i)
         wiring.connect(m, wiring.flipped(self.w_o), self.proj.w)
         link(self.proj.o, self.proj_lif.i, {"x": "y", "first": "first", "last": "last"})
         wiring.connect(m, self.proj_lif.o, self.gather_out.i)

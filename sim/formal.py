@@ -949,7 +949,9 @@ FORMAL: dict[str, FormalSpec] = {
         invariants=_lut_invariants),
     "assoc": FormalSpec(
         cases=[{"K": 3, "D": 2, "N": 1, "banks": 1, "top_k": 2, "frac": 2, "alpha": 3}],
-        mode="bmc", depth=16, bound=lambda core: -(-core.latency // core.interval) + 2,
+        # The first result comes 15 cycles after the first query: deep enough for two.
+        mode="bmc", depth=19, cover_depth=16,
+        bound=lambda core: -(-core.latency // core.interval) + 2,
         invariants=_assoc_invariants),
     "sfsa": FormalSpec(
         cases=[{"d": 2, "L": 2, "T": 1, "frac": 2, "attn_theta": 1, "out_theta": 1,

@@ -37,7 +37,8 @@ def test_init():
             "index": data.ArrayLayout(range(8), 3), "score": data.ArrayLayout(signed(4), 3),
             "err": 1, "first": 1, "last": 1}))),
     })
-    assert (dut.rows, dut.latency, dut.interval) == (4, 4 + 8 + 3, 5)
+    # 4 slots + 10 + top_k + the merge (2 banks * 3 - 1); merge-bound interval 2 * 3.
+    assert (dut.rows, dut.slots, dut.latency, dut.interval) == (4, 4, 4 + 10 + 3 + 5, 6)
     assert dut.params == TERN
     rank = Assoc(**RANK)
     assert rank.i.payload.shape()["q"].shape == data.ArrayLayout(range(12), 3)

@@ -183,6 +183,9 @@ class Assoc(wiring.Component):
         self.latency = self.slots + 10 + self.top_k + self.merge_cycles
         #: Cycles per query, sustained.
         self.interval = max(self.slots, self.merge_cycles + 1)
+        #: Cycles one query holds the scanner when nothing stalls (the simulation harness
+        #: sizes its cycle budget with it: a scan of 128 rows is far above its default).
+        self.max_cycles_per_beat = self.interval
         top = self.top_k
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({

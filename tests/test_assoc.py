@@ -39,6 +39,7 @@ def test_init():
     })
     # 4 slots + 10 + top_k + the merge (2 banks * 3 - 1); merge-bound interval 2 * 3.
     assert (dut.rows, dut.slots, dut.latency, dut.interval) == (4, 4, 4 + 10 + 3 + 5, 6)
+    assert dut.max_cycles_per_beat == dut.interval        # the harness's cycle budget
     assert dut.params == TERN
     rank = Assoc(**RANK)
     assert rank.i.payload.shape()["q"].shape == data.ArrayLayout(range(12), 3)

@@ -301,9 +301,9 @@ def default_timing(config, *, att_banks=1, ffn_banks=1, out_banks=1) -> dict:
     :attr:`spikeforge.rtl.lm.LM.timing` gives the values of a built design."""
     c = config if isinstance(config, dict) else vars(config)
     tree = lambda banks: (banks - 1).bit_length()        # ceil(log2(banks))
-    return {"att_k": c["att_n_t"] // att_banks, "att_extra": 9 + tree(att_banks),
-            "ffn_latency": c["ffn_n_t"] // ffn_banks + 8 + tree(ffn_banks),
-            "out_latency": c["out_n_t"] // out_banks + 8 + tree(out_banks),
+    return {"att_k": c["att_n_t"] // att_banks, "att_extra": 12 + tree(att_banks),
+            "ffn_latency": c["ffn_n_t"] // ffn_banks + 9 + tree(ffn_banks),
+            "out_latency": c["out_n_t"] // out_banks + 9 + tree(out_banks),
             "argmax": ARGMAX_CYCLES}
 
 

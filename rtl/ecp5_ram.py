@@ -19,6 +19,10 @@ __all__ = ["PipelinedRAM", "dp16kd_tiling", "dp16kd_initvals", "replicated_regis
 # DP16KD data widths up to 18 bits (true dual-port modes) and the address bits they leave:
 # width -> (words, low address bits unused).
 _DP16KD_MODES = {18: (1024, 4), 9: (2048, 3), 4: (4096, 2), 2: (8192, 1), 1: (16384, 0)}
+# The 512 x 36 mode: one write port (A) and one read port (B), each 36 bits wide; the low
+# 18 bits travel on the A data pins, the high 18 on the B pins (Yosys's PDPW16KD mapping).
+_WIDE_MODE = {36: (512, 5)}
+_ALL_MODES = {**_WIDE_MODE, **_DP16KD_MODES}
 
 
 def _check(name, value, lo, hi):
@@ -29,13 +33,14 @@ def _check(name, value, lo, hi):
     return value
 
 
-def dp16kd_tiling(width, depth):
+def dp16kd_tiling(width, depth, wide=False):
     """``(tile_width, columns, banks)``: how :class:`PipelinedRAM` tiles ``DP16KD`` blocks.
 
     The widest mode whose depth holds ``depth`` words, ``columns`` tiles side by side for the
-    width; more than 16384 words take ``banks`` tiles of 1 bit stacked in depth.
+    width; more than 16384 words take ``banks`` tiles of 1 bit stacked in depth. With
+    ``wide``, memories of at most 512 words use the 512 x 36 mode.
     """
-    for tile_width, (words, _) in _DP16KD_MODES.items():
+    for tile_width, (words, _) in (_ALL_MODES if wide else _DP16KD_MODES).items():
         if words >= depth:
             return tile_width, math.ceil(width / tile_width), 1
     return 1, width, math.ceil(depth / 16384)
@@ -49,13 +54,14 @@ def dp16kd_initvals(words, tile_width):
     ``16*xx+15``, row ``k`` at bits ``20*k`` up (18 bits, then 2 unused). In the 9- and
     18-bit modes word ``a`` fills bits ``a*w`` up of the 18432-bit row-major array; in the
     1-, 2- and 4-bit modes the ninth bit of each byte is unused, and word ``a`` fills data
-    bits ``a*w`` up, 8 to a byte. This is the layout of Yosys's own ECP5 block RAM mapping.
+    bits ``a*w`` up, 8 to a byte; the 36-bit mode is the 9- and 18-bit layout with word ``a``
+    at bit ``a*36``. This is the layout of Yosys's own ECP5 block RAM mapping.
     Returns ``{"INITVAL_00": int, ...}``, 320-bit values; rows without data are zero.
     """
-    if tile_width not in _DP16KD_MODES:
-        raise ValueError(f"DP16KD data width must be one of {sorted(_DP16KD_MODES)}, "
+    if tile_width not in _ALL_MODES:
+        raise ValueError(f"DP16KD data width must be one of {sorted(_ALL_MODES)}, "
                          f"not {tile_width}")
-    capacity = _DP16KD_MODES[tile_width][0]
+    capacity = _ALL_MODES[tile_width][0]
     if len(words) > capacity:
         raise ValueError(f"{len(words)} words do not fit a DP16KD of {capacity} words of "
                          f"{tile_width} bits")
@@ -130,6 +136,10 @@ class PipelinedRAM(wiring.Component):
         Initial contents, at most ``depth`` words (each ``0 <= word < 2**width``), the rest
         zero; ``None``: all zero. On ECP5 with block RAM they become the ``DP16KD`` blocks'
         ``INITVAL`` parameters (:func:`dp16kd_initvals`).
+    wide : bool
+        On ECP5 with block RAM, a memory of at most 512 words uses the ``DP16KD``'s 512 x 36
+        mode (one write and one read port) instead of 18-bit tiles: half the block RAMs.
+        Default ``False``.
 
     Members
     -------
@@ -146,7 +156,7 @@ class PipelinedRAM(wiring.Component):
         returns an undefined word (this model returns the old one); a write one enabled edge or
         more before the read is seen. Contents start as ``init`` (zero where not given).
 
-    On ECP5 with block RAM: ``DP16KD`` in modes up to 18 bits wide (see
+    On ECP5 with block RAM: ``DP16KD`` in modes up to 18 bits wide, or 36 with ``wide`` (see
     :func:`dp16kd_tiling`), port A writing, port B reading through its output register; the
     ``r_addr`` to ``r_data`` path then holds no logic except, beyond 16384 words, a bank
     select after the output registers.
@@ -155,7 +165,7 @@ class PipelinedRAM(wiring.Component):
     #: Enabled edges from ``r_addr`` to ``r_data``.
     latency = 2
 
-    def __init__(self, *, width, depth, block_ram=None, init=None, write_ce=True):
+    def __init__(self, *, width, depth, block_ram=None, init=None, write_ce=True, wide=False):
         self.width = _check("width", width, 1, 4096)
         self.depth = _check("depth", depth, 2, 65536)
         init = [] if init is None else list(init)
@@ -172,6 +182,9 @@ class PipelinedRAM(wiring.Component):
             raise TypeError(f"PipelinedRAM parameter 'write_ce' must be a bool, not "
                             f"{write_ce!r}")
         self.write_ce = write_ce
+        if not isinstance(wide, bool):
+            raise TypeError(f"PipelinedRAM parameter 'wide' must be a bool, not {wide!r}")
+        self.wide = wide
         if block_ram is not None and not isinstance(block_ram, bool):
             raise TypeError(f"PipelinedRAM parameter 'block_ram' must be a bool or None, not "
                             f"{block_ram!r}")
@@ -198,8 +211,9 @@ class PipelinedRAM(wiring.Component):
 
     def _elaborate_dp16kd(self):
         m = Module()
-        tile_width, columns, banks = dp16kd_tiling(self.width, self.depth)
-        shift = _DP16KD_MODES[tile_width][1]
+        tile_width, columns, banks = dp16kd_tiling(self.width, self.depth, self.wide)
+        shift = _ALL_MODES[tile_width][1]
+        wide = tile_width == 36
         bank_bits = max(banks - 1, 0).bit_length()
         words = []
         for bank in range(banks):
@@ -212,14 +226,20 @@ class PipelinedRAM(wiring.Component):
                 dout = Signal(tile_width, name=f"dout_{bank}_{col}")
                 m.d.comb += din.eq(self.w_data[lo:hi])
                 # Port A writes; with 18-bit words its two low address pins are byte enables.
-                ada = Cat(Const(0b11 if tile_width == 18 else 0, shift),
-                          self.w_addr[:14 - shift])
+                # In the 36-bit mode its four low address pins are the byte enables and the
+                # write enable (as Yosys maps PDPW16KD), and the data is split over the A and
+                # B data pins, both read through their output registers.
+                if wide:
+                    ada = Cat(w_sel.replicate(4), C(0, 1), self.w_addr[:14 - shift])
+                else:
+                    ada = Cat(Const(0b11 if tile_width == 18 else 0, shift),
+                              self.w_addr[:14 - shift])
                 adb = Cat(Const(0, shift), self.r_addr[:14 - shift])
                 ports = {
                     "i_CLKA": ClockSignal(), "i_CEA": self.ce if self.write_ce else C(1),
                     "i_OCEA": self.ce,
-                    "i_WEA": w_sel, "i_RSTA": C(0), "i_CLKB": ClockSignal(), "i_CEB": self.ce,
-                    "i_OCEB": self.ce, "i_WEB": C(0), "i_RSTB": C(0),
+                    "i_WEA": C(1) if wide else w_sel, "i_RSTA": C(0), "i_CLKB": ClockSignal(),
+                    "i_CEB": self.ce, "i_OCEB": self.ce, "i_WEB": C(0), "i_RSTB": C(0),
                 }
                 for k in range(3):
                     ports[f"i_CSA{k}"] = C(0)
@@ -229,9 +249,14 @@ class PipelinedRAM(wiring.Component):
                     ports[f"i_ADB{k}"] = adb[k] if k < len(adb) else C(0)
                 for k in range(18):
                     ports[f"i_DIA{k}"] = din[k] if k < tile_width else C(0)
-                    ports[f"i_DIB{k}"] = C(0)
-                for k in range(tile_width):
-                    ports[f"o_DOB{k}"] = dout[k]
+                    ports[f"i_DIB{k}"] = din[18 + k] if wide else C(0)
+                if wide:
+                    for k in range(18):
+                        ports[f"o_DOA{k}"] = dout[k]
+                        ports[f"o_DOB{k}"] = dout[18 + k]
+                else:
+                    for k in range(tile_width):
+                        ports[f"o_DOB{k}"] = dout[k]
                 tile_init = [(w >> lo) & ((1 << (hi - lo)) - 1)
                              for w in self.init[bank * 16384:(bank + 1) * 16384]]
                 initvals = {f"p_{name}": Const(value, 320) for name, value
@@ -239,7 +264,7 @@ class PipelinedRAM(wiring.Component):
                 m.submodules[f"ram_{bank}_{col}"] = Instance(
                     "DP16KD", **initvals,
                     p_DATA_WIDTH_A=tile_width, p_DATA_WIDTH_B=tile_width,
-                    p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG",
+                    p_REGMODE_A="OUTREG" if wide else "NOREG", p_REGMODE_B="OUTREG",
                     p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
                     p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
                     p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",

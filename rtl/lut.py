@@ -19,7 +19,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from .ecp5_ram import _is_ecp5, replicated_register
+from .ecp5_ram import PipelinedRAM, _is_ecp5, replicated_register
 
 __all__ = ["EBR_BITS", "LUT", "MAX_INDEX_BITS", "RowMemory", "add_tree", "check_anchors",
            "check_lut_params", "check_tables", "ebr_columns", "pack_words",
@@ -184,23 +184,41 @@ class RowMemory:
     per-column copies of the address and of the write strobe are flip-flops that synthesis keeps
     apart (:func:`~spikeforge.rtl.ecp5_ram.replicated_register`); plain registers with the same
     input would be merged back into one.
+
+    ``registered``: every column is a :class:`~spikeforge.rtl.ecp5_ram.PipelinedRAM` (on ECP5
+    a block RAM read through its own output register, 512 x 36 where the depth allows), with
+    ``en`` as its clock enable. ``read`` then returns the row of the address of two enabled
+    cycles earlier: a row register the caller no longer needs, and no block RAM clock-to-out
+    in front of the next logic. Writes go through the RAM's own write port: registered (one
+    copy of the strobe and the address per column) with ``shared_addr``, whose promise the
+    caller makes the same way, else at once; a read sampled at the edge of a write to the same
+    row returns an undefined row (:class:`~spikeforge.rtl.ecp5_ram.PipelinedRAM`).
     """
 
     def __init__(self, m, name, *, width, depth, init=(), shared_addr=False, column_width=None,
-                 platform=None):
+                 platform=None, registered=False):
         self.name, self.shared, self.platform = name, shared_addr, platform
+        self.registered = registered
         self.cols = ebr_columns(width, depth)
         if column_width is not None and len(self.cols) == 1:
             # A shallow wide memory cut into block-RAM-wide columns, each with its own address.
             self.cols = [min(column_width, width - lo) for lo in range(0, width, column_width)]
-        self.rd, self.wr = [], []
+        self.rd, self.wr, self.rams = [], [], []
         lo = 0
         for c, w in enumerate(self.cols):
             mask = (1 << w) - 1
-            mem = Memory(shape=unsigned(w), depth=depth, init=[(v >> lo) & mask for v in init])
-            m.submodules[name if len(self.cols) == 1 else f"{name}_c{c}"] = mem
-            self.rd.append(mem.read_port())
-            self.wr.append(mem.write_port())
+            col_init = [(v >> lo) & mask for v in init]
+            sub = name if len(self.cols) == 1 else f"{name}_c{c}"
+            if registered:
+                ram = PipelinedRAM(width=w, depth=max(depth, 2), init=col_init, write_ce=False,
+                                   wide=True)
+                m.submodules[sub] = ram
+                self.rams.append(ram)
+            else:
+                mem = Memory(shape=unsigned(w), depth=depth, init=col_init)
+                m.submodules[sub] = mem
+                self.rd.append(mem.read_port())
+                self.wr.append(mem.write_port())
             lo += w
         # One held address per column, each with its own initial value so that synthesis does
         # not merge them: a column's address multiplexer then sits next to its block RAM
@@ -217,21 +235,38 @@ class RowMemory:
     def read(self, m, addr, en, *, next_addr=None):
         """``next_addr``: the value the register ``addr`` loads when ``en`` is high (the caller
         promises ``addr`` is such a register). Each column then reads through its own copy
-        of ``addr``, so no single register drives the address pins of every block RAM."""
-        copies = [addr] * len(self.cols)
-        if next_addr is not None and self.replicate:
-            bits = [replicated_register(m, self.platform, next_addr[i], len(self.cols),
-                                        name=f"{self.name}_ra_b{i}", enable=en)
-                    for i in range(len(addr))]
-            copies = [Cat(*[bits[i][c] for i in range(len(addr))])
-                      for c in range(len(self.cols))]
-        elif next_addr is not None and len(self.cols) > 1:
+        of ``addr``, so no single register drives the address pins of every block RAM.
+        ``next_addr`` may also be a list of ``G`` such values (copies of one value, each
+        placed near its columns): column ``c`` loads ``next_addr[c * G // columns]``."""
+        n = len(self.cols)
+        copies = [addr] * n
+        if next_addr is None:
+            pass
+        elif self.replicate:
+            groups = next_addr if isinstance(next_addr, list) else [next_addr]
+            G = len(groups)
+            copies = [[] for _ in range(n)]
+            for g, value in enumerate(groups):
+                cols = [c for c in range(n) if c * G // n == g]
+                bits = [replicated_register(m, self.platform, value[i], len(cols),
+                                            name=f"{self.name}_ra{g}_b{i}", enable=en)
+                        for i in range(len(addr))]
+                for k, c in enumerate(cols):
+                    copies[c] = Cat(*[bits[i][k] for i in range(len(addr))])
+        elif n > 1:
+            groups = next_addr if isinstance(next_addr, list) else [next_addr]
             # Distinct initial values keep synthesis from merging the copies; they differ
             # from `addr` only until the first enabled edge, when no read data is used.
             copies = [Signal(len(addr), init=(c + 1) % (1 << len(addr)), name=f"{self.name}_ra{c}")
-                      for c in range(len(self.cols))]
+                      for c in range(n)]
             with m.If(en):
-                m.d.sync += [copy.eq(next_addr) for copy in copies]
+                m.d.sync += [copy.eq(groups[c * len(groups) // n])
+                             for c, copy in enumerate(copies)]
+        if self.registered:
+            # The RAM's clock enable holds its address and output registers while `en` is low.
+            for ram, a in zip(self.rams, copies):
+                m.d.comb += [ram.ce.eq(en), ram.r_addr.eq(a)]
+            return Cat(*[ram.r_data for ram in self.rams])
         for held, r_addr, port, a, w_pend in zip(self.held, self.addr, self.rd, copies,
                                                  self.w_pend_cols):
             with m.If(en):
@@ -242,6 +277,29 @@ class RowMemory:
         return Cat(*[port.data for port in self.rd])
 
     def write(self, m, addr, data, en):
+        if self.registered and not self.shared:
+            for ram in self.rams:
+                m.d.comb += [ram.w_en.eq(en), ram.w_addr.eq(addr)]
+            lo = 0
+            for ram, w in zip(self.rams, self.cols):
+                m.d.comb += ram.w_data.eq(data[lo:lo + w])
+                lo += w
+            return
+        if self.registered:
+            # Registered like a shared-address write, one copy of the strobe and the address
+            # per column; the data register loads every cycle.
+            w_data = Signal(sum(self.cols), name=f"{self.name}_wdata")
+            m.d.sync += w_data.eq(data)
+            n = len(self.cols)
+            pend = replicated_register(m, self.platform, en, n, name=f"{self.name}_wpend_r")
+            bits = [replicated_register(m, self.platform, addr[i], n, name=f"{self.name}_wa_b{i}")
+                    for i in range(len(addr))]
+            lo = 0
+            for c, (ram, w) in enumerate(zip(self.rams, self.cols)):
+                m.d.comb += [ram.w_en.eq(pend[c]), ram.w_data.eq(w_data[lo:lo + w]),
+                             ram.w_addr.eq(Cat(*[b[c] for b in bits]))]
+                lo += w
+            return
         if self.shared:
             w_data = Signal(sum(self.cols), name=f"{self.name}_wdata")
             # The data register loads every cycle (no enable on a row-wide register): the
@@ -340,11 +398,12 @@ class LUT(wiring.Component):
 
     Timing: a vector takes ``K = n_t/banks`` cycles (one table per bank per cycle), so the
     throughput is one vector per ``K`` cycles; :attr:`latency`
-    ``= K + 8 + ceil(log2(banks))`` cycles from the input handshake to ``o.valid`` (issue,
-    anchor read, anchor register, ``x[a]``/``x[b]`` select, compare (row read issued), row out
-    of block RAM, two row registers, one registered adder level per halving of the banks,
-    accumulate into the output register: every block RAM output goes straight into a
-    register). Table memories deeper than 512 rows are split into columns that each fit one
+    ``= K + 9 + ceil(log2(banks))`` cycles from the input handshake to ``o.valid`` (issue,
+    anchor read, anchor register, ``x[a]``/``x[b]`` select, compare, index register, row
+    address register (one copy per block RAM column), the block RAM's own address and output
+    registers (``PipelinedRAM``: no block RAM clock-to-out in front of logic), a second row
+    register by the adders, one registered adder level per halving of the banks, accumulate
+    into the output register). Table memories deeper than 512 rows are split into columns that each fit one
     EBR at their depth (:func:`ebr_columns`), shallower ones into 36-bit columns, so no
     multiplexer follows a block RAM and each column has its own copy of the row address (on
     ECP5 flip-flops that synthesis keeps apart); the accumulator's enable and clear are
@@ -368,7 +427,7 @@ class LUT(wiring.Component):
         self.tables = check_tables("LUT", "tables", tables, (n_t, 2 ** n_c, y_dim), w_width)
         self.K = n_t // self.banks
         #: Cycles from an input handshake to ``o.valid`` without stalls.
-        self.latency = self.K + 8 + ceil_log2(self.banks)
+        self.latency = self.K + 9 + ceil_log2(self.banks)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "x": data.ArrayLayout(signed(x_width), n), "first": 1, "last": 1}))),
@@ -398,7 +457,7 @@ class LUT(wiring.Component):
             tmems.append(RowMemory(m, f"tables{b}", width=ww * yd, depth=K << n_c,
                                    init=pack_words(self.tables[ts].reshape(K << n_c, yd), ww),
                                    shared_addr=True, column_width=EBR_COLUMN,
-                                   platform=platform))
+                                   platform=platform, registered=True))
 
         advance = Signal()
         m.d.comb += advance.eq(~self.o.valid | self.o.ready)
@@ -407,20 +466,24 @@ class LUT(wiring.Component):
         ctl = {"valid": 1, "k": range(K), "first_k": 1, "last_k": 1, "first": 1, "last": 1}
         xs = data.ArrayLayout(signed(self.x_width), n)
         jl = data.ArrayLayout(unsigned(n_c), B)
-        vl = data.ArrayLayout(data.ArrayLayout(signed(self.x_width), n_c), B)
+        # x[a], x[b] with the sign bit flipped: unsigned and in the same order, so that each
+        # comparison is one carry chain's carry out.
+        vl = data.ArrayLayout(data.ArrayLayout(unsigned(self.x_width), n_c), B)
+        flip = 1 << (self.x_width - 1)
         s0 = Signal(data.StructLayout({**ctl, "x": xs}), name="s0")    # issue group k
         s1 = Signal(data.StructLayout({**ctl, "x": xs}), name="s1")    # anchors leave memory
         s2 = Signal(data.StructLayout({**ctl, "x": xs,                 # anchors registered
                                        "ab": data.ArrayLayout(unsigned(2 * ab * n_c), B)}),
                     name="s2")
         s3 = Signal(data.StructLayout({**ctl, "xa": vl, "xb": vl}), name="s3")  # x[a], x[b]
-        s4 = Signal(data.StructLayout({**ctl, "j": jl}), name="s4")    # index; row read issued
-        s5 = Signal(data.StructLayout({**ctl, "j": jl}), name="s5")    # rows leave memory
-        s6 = Signal(data.StructLayout({**ctl, "j": jl}), name="s6")    # rows registered
-        rows = Signal(data.ArrayLayout(unsigned(ww * yd), B))
+        s4 = Signal(data.StructLayout({**ctl, "j": jl}), name="s4")    # index registered
+        s5 = Signal(data.StructLayout({**ctl, "j": jl}), name="s5")    # row read issued
+        s6 = Signal(data.StructLayout({**ctl, "j": jl}), name="s6")    # row address sampled
+        s7 = Signal(data.StructLayout({**ctl, "j": jl}), name="s7")    # rows in the RAM's
+        rows = Signal(data.ArrayLayout(unsigned(ww * yd), B))          # output register
         # A second register: the first sits by its block RAM, the second by the adders.
         rows2 = Signal(data.ArrayLayout(unsigned(ww * yd), B))
-        s7 = Signal.like(s6, name="s7")
+        s8 = Signal.like(s7, name="s8")
 
         last_k = s0.k == K - 1
         m.d.comb += self.i.ready.eq(advance & (~s0.valid | last_k) & ~self.w.valid)
@@ -437,9 +500,9 @@ class LUT(wiring.Component):
             with m.Else():
                 m.d.sync += s0.valid.eq(0)
             m.d.sync += s1.eq(s0)
-            for dst, src in ((s2, s1), (s3, s2), (s4, s3), (s5, s4), (s6, s5)):
+            for dst, src in ((s2, s1), (s3, s2), (s4, s3), (s5, s4), (s6, s5), (s7, s6)):
                 m.d.sync += [getattr(dst, f).eq(getattr(src, f)) for f in ctl]
-            m.d.sync += [s2.x.eq(s1.x), s5.j.eq(s4.j), s6.j.eq(s5.j)]
+            m.d.sync += [s2.x.eq(s1.x), s5.j.eq(s4.j), s6.j.eq(s5.j), s7.j.eq(s6.j)]
 
         for b in range(B):
             adata = amems[b].read(m, s0.k, advance)
@@ -449,12 +512,17 @@ class LUT(wiring.Component):
                 c = s2.ab[b][(2 * r + 1) * ab:(2 * r + 2) * ab]
                 bits.append(s3.xa[b][r] > s3.xb[b][r])
                 with m.If(advance):
-                    m.d.sync += [s3.xa[b][r].eq(s2.x[a]), s3.xb[b][r].eq(s2.x[c])]
-            tdata = tmems[b].read(m, Cat(s4.j[b], s4.k), advance,
-                                  next_addr=Cat(Cat(*bits), s3.k))
+                    m.d.sync += [s3.xa[b][r].eq(s2.x[a].as_unsigned() ^ flip),
+                                 s3.xb[b][r].eq(s2.x[c].as_unsigned() ^ flip)]
+            # The row address is the registered index (s5; per column, copies of it): the
+            # comparisons and the address registers' fanout are a cycle each.
+            tdata = tmems[b].read(m, Cat(s5.j[b], s5.k), advance,
+                                  next_addr=Cat(s4.j[b], s4.k))
+            # The table rows leave the block RAMs through their output registers.
+            m.d.comb += rows[b].eq(tdata)
             with m.If(advance):
                 # Block RAM outputs go straight into registers (their clock-to-out is long).
-                m.d.sync += [s2.ab[b].eq(adata), s4.j[b].eq(Cat(*bits)), rows[b].eq(tdata)]
+                m.d.sync += [s2.ab[b].eq(adata), s4.j[b].eq(Cat(*bits))]
 
         # Per output value: the banks' rows through a registered adder tree, then the
         # accumulator, which is the output register itself.
@@ -466,10 +534,10 @@ class LUT(wiring.Component):
                 f"sum{e}")
             sums.append(total)
         with m.If(advance):
-            m.d.sync += [s7.eq(s6), rows2.eq(rows)]
-        stages = [s0, s1, s2, s3, s4, s5, s6, s7]
+            m.d.sync += [s8.eq(s7), rows2.eq(rows)]
+        stages = [s0, s1, s2, s3, s4, s5, s6, s7, s8]
         for level in range(tree_levels):
-            nxt = Signal.like(s7, name=f"st{level}")
+            nxt = Signal.like(s8, name=f"st{level}")
             with m.If(advance):
                 m.d.sync += nxt.eq(stages[-1])
             stages.append(nxt)

@@ -4,7 +4,7 @@ from amaranth.hdl import *
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SkidBuffer"]
+__all__ = ["SkidBuffer", "skid_ready_next"]
 
 
 class SkidBuffer(wiring.Component):
@@ -57,3 +57,15 @@ class SkidBuffer(wiring.Component):
             # `o` is held: an input beat goes to the skid entry.
             m.d.sync += skid_valid.eq(self.i.valid)
         return m
+
+
+def skid_ready_next(skid):
+    """The value ``skid.i.ready`` takes at the next clock edge, from this cycle's ports.
+
+    The skid entry empties when ``o`` is free (``~o.valid | o.ready``) and fills when an input
+    beat arrives while ``o`` is held, so ``i.ready`` will be high exactly when
+    ``~o.valid | o.ready | (i.ready & ~i.valid)``. A pipeline that feeds ``skid`` can register
+    its whole-pipeline enable ``~out_valid | skid.i.ready`` a cycle ahead with this (its own
+    ``out_valid`` next value beside it), so that the enable is a flip-flop.
+    """
+    return ~skid.o.valid | skid.o.ready | (skid.i.ready & ~skid.i.valid)

@@ -964,9 +964,10 @@ FORMAL: dict[str, FormalSpec] = {
         # w_width 3: no 2-bit signed output field that is not a ternary value.
         cases=[{"n": 2, "x_width": 2, "n_t": 1, "n_c": 1, "p": 1, "ctx": 2, "y_dim": 1,
                 "w_width": 3, "banks": 1}],
-        # It states no latency attribute: K*(1 + keys) + 9 + log2(banks) cycles, and every
+        # It states no latency attribute: K*(1 + keys) + 12 + log2(banks) cycles, and every
         # beat with `first` is a position 0 (keys 0) taken in K cycles.
-        mode="bmc", depth=12, bound=lambda core: core.K + 10 + (core.banks - 1).bit_length(),
+        mode="bmc", depth=16, cover_depth=17,
+        bound=lambda core: core.K + 14 + (core.banks - 1).bit_length(),
         invariants=_lut_attention_invariants),
     "ternary_linear": FormalSpec(
         cases=[{"n_in": 2, "n_out": 2, "p": 1, "k": 1}],

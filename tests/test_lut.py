@@ -54,7 +54,7 @@ def test_init():
             "y": data.ArrayLayout(signed(8), 3), "j": data.ArrayLayout(unsigned(3), 4),
             "first": 1, "last": 1}))),
     })
-    assert (dut.y_width, dut.K, dut.latency) == (8, 2, 11)
+    assert (dut.y_width, dut.K, dut.latency) == (8, 2, 12)
     assert check_lut_params(n=2, x_width=2, n_t=5, n_c=1, y_dim=1, w_width=2)["y_width"] == 5
     assert check_lut_params(**SHAPE, y_width=20)["y_width"] == 20
 

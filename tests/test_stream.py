@@ -1,14 +1,14 @@
 """rtl.stream.SkidBuffer: signature, order and no loss under random gaps and backpressure,
-latency 1 at full throughput, and a registered i.ready."""
+latency 1 at full throughput, a registered i.ready, and skid_ready_next predicting it."""
 
 import numpy as np
 import pytest
-from amaranth.hdl import unsigned
+from amaranth.hdl import Module, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from spikeforge.rtl.stream import SkidBuffer
+from spikeforge.rtl.stream import SkidBuffer, skid_ready_next
 
 LAYOUT = data.StructLayout({"x": 8, "tag": 1})
 
@@ -27,6 +27,11 @@ def run(beats, *, gap, stall, seed):
     o.ready) as seen before the clock edge.
     """
     dut = SkidBuffer(LAYOUT)
+    top = Module()
+    top.submodules.dut = dut
+    # What skid_ready_next predicts in each cycle, registered: i.ready one cycle later.
+    predicted = Signal(init=1)
+    top.d.sync += predicted.eq(skid_ready_next(dut))
     rng = np.random.default_rng(seed)
     out, log = [], []
 
@@ -42,6 +47,7 @@ def run(beats, *, gap, stall, seed):
     async def consumer(ctx):
         held = None
         while len(out) < len(beats):
+            assert ctx.get(predicted) == ctx.get(dut.i.ready)
             ctx.set(dut.o.ready, 0)
             r0 = ctx.get(dut.i.ready)
             ctx.set(dut.o.ready, 1)
@@ -58,7 +64,7 @@ def run(beats, *, gap, stall, seed):
             if valid and ready:
                 out.append({"x": payload.x, "tag": payload.tag})
 
-    sim = Simulator(dut)
+    sim = Simulator(top)
     sim.add_clock(1e-6)
     sim.add_testbench(producer)
     sim.add_testbench(consumer)

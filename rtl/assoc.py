@@ -216,10 +216,12 @@ class Assoc(wiring.Component):
         row = Signal(range(P))
         q0 = Signal(self.code_layout)
         f0, l0 = Signal(name="f0"), Signal(name="l0")
-        # row == P - 1, kept as a register; `i.ready` and `w.ready` are registers too, computed
-        # a cycle ahead from the next values (they gate the query register's enables).
+        # row == P - 1 kept as a register, and so are `~busy | last_row` and `w.ready` (computed
+        # a cycle ahead from the next values): `i.ready` is one gate from flip-flops.
         last_row = Signal(init=P == 1)
-        i_ready, w_ready = Signal(init=1), Signal(init=1)
+        idle, w_ready = Signal(init=1), Signal(init=1)      # ~busy | last_row; ~busy & advance
+        i_ready = Signal()
+        m.d.comb += i_ready.eq(idle & advance)
         start = self.i.valid & i_ready
         step = advance & busy
         busy_next = Mux(start, 1, Mux(step & last_row, 0, busy))
@@ -227,8 +229,7 @@ class Assoc(wiring.Component):
                         Mux(step, row == P - 2 if P > 1 else 1, last_row))
         m.d.comb += [self.i.ready.eq(i_ready), self.w.ready.eq(w_ready)]
         m.d.sync += [busy.eq(busy_next), last_row.eq(last_next),
-                     i_ready.eq(advance_next & (~busy_next | last_next)),
-                     w_ready.eq(advance_next & ~busy_next)]
+                     idle.eq(~busy_next | last_next), w_ready.eq(advance_next & ~busy_next)]
         with m.If(step):
             m.d.sync += row.eq(Mux(last_row, 0, row + 1))
         with m.If(start):
@@ -265,7 +266,8 @@ class Assoc(wiring.Component):
             # enabled with the pipeline. Writes only happen while no query is scanned, and a
             # read sampled with a write is a pipeline bubble, so read-during-write never
             # matters.
-            ram = PipelinedRAM(width=width, depth=max(R, 2), init=init, write_ce=False)
+            ram = PipelinedRAM(width=width, depth=max(R, 2), init=init, write_ce=False,
+                               wide=True)
             m.submodules[f"bank{b}"] = ram
             m.d.comb += [ram.ce.eq(advance), ram.w_en.eq(w_en[b]), ram.w_addr.eq(w_row),
                          ram.w_data.eq(w_code), ram.r_addr.eq(r_row)]
@@ -447,20 +449,26 @@ class Assoc(wiring.Component):
         flowing = [Signal(entry, name=f"flowing{p}") for p in range(top)]
         queue = Signal(data.ArrayLayout(entry, max(1, (B - 1) * top)))
         count = Signal(range(self.merge_cycles + 1))
+        # count == 0 and count == 1, kept as registers: the pipeline enable is computed from
+        # them a cycle ahead.
+        count_zero, count_one = Signal(init=1), Signal()
         mvalid, mfirst, mlast, merr = (Signal(name=n) for n in
                                        ("mvalid", "mfirst", "mlast", "merr"))
         hand_off = marks[top].valid
         take = Signal()                 # advance & hand_off, registered like advance
         o_free = ~self.o.valid | self.o.ready
-        send = mvalid & (count == 0) & o_free
+        send = mvalid & count_zero & o_free
         # The merge takes the next lists at the edge where it sends its result (the cells are
         # read and reloaded at once), provided that the output register is known to be empty
         # then: `advance` is decided a cycle ahead, so its ready cannot be waited for.
         hand_off_next = Mux(advance, marks[top - 1].valid, hand_off)
         mvalid_next = Mux(take, 1, Mux(send, 0, mvalid))
-        count_next = Mux(take, self.merge_cycles, Mux(mvalid & (count != 0), count - 1, count))
+        counting = mvalid & ~count_zero
+        zero_next = Mux(take, self.merge_cycles == 0, Mux(counting, count_one, count_zero))
+        one_next = Mux(take, self.merge_cycles == 1, Mux(counting, count == 2, count_one))
+        m.d.sync += [count_zero.eq(zero_next), count_one.eq(one_next)]
         o_valid_next = send | (self.o.valid & ~self.o.ready)
-        merge_busy = mvalid_next & ~((count_next == 0) & ~o_valid_next)
+        merge_busy = mvalid_next & ~(zero_next & ~o_valid_next)
         m.d.comb += advance_next.eq(~(hand_off_next & merge_busy))
         m.d.sync += [advance.eq(advance_next), take.eq(hand_off_next & ~merge_busy)]
 
@@ -486,7 +494,7 @@ class Assoc(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         with m.If(mvalid):
-            with m.If(count != 0):
+            with m.If(~count_zero):
                 m.d.sync += count.eq(count - 1)
             with m.Elif(send):
                 m.d.sync += [mvalid.eq(0), self.o.valid.eq(1), self.o.payload.err.eq(merr),

@@ -22,8 +22,7 @@ from amaranth.utils import ceil_log2
 from .ecp5_ram import PipelinedRAM, _is_ecp5, replicated_register
 
 __all__ = ["EBR_BITS", "LUT", "MAX_INDEX_BITS", "RowMemory", "add_tree", "check_anchors",
-           "check_lut_params", "check_tables", "ebr_columns", "pack_words",
-           "tree_sum"]
+           "check_lut_params", "check_tables", "ebr_columns", "pack_words"]
 
 #: Output values per copy of the accumulator's enable and clear.
 ACC_GROUP = 8
@@ -122,15 +121,6 @@ def pack_words(values, width):
             word |= (v & mask) << (k * width)
         words.append(word)
     return words
-
-
-def tree_sum(terms):
-    """Balanced adder tree: ceil(log2(len(terms))) adder levels."""
-    terms = list(terms)
-    while len(terms) > 1:
-        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
 
 
 def const_lookup(values, index):

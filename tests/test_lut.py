@@ -208,6 +208,8 @@ def run_streams(dut, phases, n_out, seed, *, gap=0.3, stall=0.3):
     dict(n=5, x_width=3, n_t=3, n_c=2, y_dim=2, w_width=4, banks=1),
     dict(n=2, x_width=2, n_t=1, n_c=1, y_dim=1, w_width=2, banks=1, y_width=5),
     dict(n=16, x_width=5, n_t=6, n_c=4, y_dim=2, w_width=7, banks=6),
+    # 42-bit rows: two table columns, each with its own copy of the row address.
+    dict(n=8, x_width=4, n_t=2, n_c=3, y_dim=6, w_width=7, banks=1),
 ])
 def test_rtl_sim_with_writes(shape):
     params = SPEC.params(shape)

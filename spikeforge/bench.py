@@ -77,13 +77,14 @@ def bench_build(spec, overrides, grade, results, out_root):
     tag = "-".join(f"{k}{v}" for k, v in sorted(shown.items())) or "default"
     out = Path(out_root) / f"{spec.name}-{tag}-g{grade}"
     entry = {"core": spec.name, "kind": "build", "params": shown, "grade": grade}
-    if spec.build_router:
-        entry["router"] = spec.build_router
+    router = spec.router_for(grade)
+    if router:
+        entry["router"] = router
     t0 = time.monotonic()
     try:
         rep = build_design(spec.build(**params), board=DEVICE_BOARD, design=spec.name, params=params,
                            out_dir=out, seed=1, speed=str(grade), target_mhz=spec.build_target_mhz,
-                           router=spec.build_router, progress=lambda m: print(f"    {m}", flush=True))
+                           router=router, progress=lambda m: print(f"    {m}", flush=True))
         entry.update(resources=rep["resources"], fmax_mhz=rep["fmax_mhz"], target_mhz=rep["target_mhz"],
                      timing_met=rep["timing_met"], device=rep["device"])
     except BuildError as exc:

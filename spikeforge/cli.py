@@ -140,7 +140,7 @@ def cmd_build(args):
     from spikeforge.boards.build import BuildError, build_design, check_router
     from spikeforge.boards.targets import get_target
     try:
-        get_target(args.board)
+        target = get_target(args.board)
         check_router(args.router)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -152,7 +152,7 @@ def cmd_build(args):
                               out_dir=args.out, seed=args.seed,
                               target_mhz=(args.target_mhz if args.target_mhz is not None
                                           else spec.build_target_mhz),
-                              router=args.router or spec.build_router,
+                              router=args.router or spec.router_for(target.speed),
                               progress=lambda m: print(m, flush=True))
     except BuildError as exc:
         print(f"spikeforge: build failed: {exc}", file=sys.stderr)

@@ -48,9 +48,10 @@ class CoreSpec:
     # Core clock `spikeforge build` (and the benchmark builds) request when none is given, in
     # MHz; None = the flow's default for the speed grade (150 MHz at grade 6).
     build_target_mhz: float | None = None
-    # nextpnr router for `spikeforge build` and the benchmark builds ("router1", "router2");
-    # None = nextpnr's default (router1).
-    build_router: str | None = None
+    # nextpnr router for `spikeforge build` and the benchmark builds ("router1", "router2"),
+    # or a dict {speed grade: router} (e.g. {"8": "router2"}) for some grades only; None (or a
+    # grade absent from the dict) = nextpnr's default (router1). See `router_for`.
+    build_router: str | dict | None = None
     # Natural unit of --steps for this core ("step", "tick", "vector", "token", ...).
     step_unit: str = "step"
     # Default --steps for `spikeforge sim` and `spikeforge demo`.
@@ -69,6 +70,13 @@ class CoreSpec:
                     f"known: {', '.join(sorted(self.defaults))}")
             merged[key] = value
         return self.resolve(merged) if self.resolve else merged
+
+    def router_for(self, grade) -> str | None:
+        """The nextpnr router of a build at speed grade ``grade`` (``"6"``, ``"8"``, ...):
+        ``build_router``, or its entry for the grade when it is a dict (None if absent)."""
+        if isinstance(self.build_router, dict):
+            return self.build_router.get(str(grade))
+        return self.build_router
 
 
 def parse_param_value(text: str):

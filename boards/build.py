@@ -63,10 +63,10 @@ class BoardTop(Elaboratable):
     The only module that calls ``platform.request``.
     """
 
-    def __init__(self, bench, target, f_out_mhz):
+    def __init__(self, bench, target, f_out_mhz, *, global_reset=False):
         self.bench = bench
         self.target = target
-        self.pll = ECP5PLL(target.clock_mhz, f_out_mhz)
+        self.pll = ECP5PLL(target.clock_mhz, f_out_mhz, global_reset=global_reset)
 
     def elaborate(self, platform):
         m = Module()
@@ -93,7 +93,7 @@ def _check_seed(seed):
         raise ValueError(f"build seed must be a non-negative integer, not {seed!r}")
 
 
-def _prepare(core, board, seed, target_mhz, speed, nextpnr_opts=()):
+def _prepare(core, board, seed, target_mhz, speed, nextpnr_opts=(), global_reset=False):
     # Check everything before creating an elaboratable: one that is created but never
     # elaborated makes Amaranth warn.
     target = get_target(board)
@@ -103,7 +103,9 @@ def _prepare(core, board, seed, target_mhz, speed, nextpnr_opts=()):
     pll_params(target.clock_mhz, target_mhz)
     _check_seed(seed)
     check_core(core)
-    top = BoardTop(BenchTop(core, seed=seed), target, target_mhz)
+    if not isinstance(global_reset, bool):
+        raise TypeError(f"build global_reset must be a bool, not {global_reset!r}")
+    top = BoardTop(BenchTop(core, seed=seed), target, target_mhz, global_reset=global_reset)
     platform = target.platform(speed=grade)
     kwargs = {"script_after_read": YOSYS_AFTER_READ}
     if nextpnr_opts:
@@ -214,7 +216,8 @@ def nextpnr_options(seed=0, router=None) -> list:
 
 
 def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_dir,
-                 seed=0, target_mhz=None, speed=None, router=None, progress=print) -> dict:
+                 seed=0, target_mhz=None, speed=None, router=None, global_reset=False,
+                 progress=print) -> dict:
     """Place and route ``core`` inside :class:`BenchTop` for ``board``; write ``OUT/report.json``.
 
     Parameters
@@ -237,6 +240,10 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
     router : str or None
         nextpnr's router, ``"router1"`` or ``"router2"``; ``None`` = nextpnr's default
         (router1). router2 routes large, congested designs that router1 gives up on.
+    global_reset : bool
+        Carry the synchronous reset on a global network (:class:`ECP5PLL`'s
+        ``global_reset``) instead of the fabric: for designs with tens of thousands of
+        flip-flops.
     progress : callable or None
         Receives one line per step (``print`` by default; ``None`` is silent).
 
@@ -251,7 +258,7 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
     report_path = out / "report.json"
     nextpnr_opts = nextpnr_options(seed, router)
     plan, target, grade, target_mhz, pll = _prepare(core, board, seed, target_mhz, speed,
-                                                    nextpnr_opts)
+                                                    nextpnr_opts, global_reset)
     tag = f"[{design} @ {target.name}]"
     progress(f"{tag} {target.device}-{grade}{target.package}, PLL {pll.f_in_mhz:g} -> "
              f"{pll.f_out_mhz:.3f} MHz")
@@ -305,6 +312,7 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
         "params": params or {},
         "seed": seed,
         "router": router or "router1",
+        "global_reset": global_reset,
         "resources": resources,
         "utilization": util,
         "fmax_mhz": fmax,

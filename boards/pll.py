@@ -9,7 +9,7 @@ domain in reset until the PLL locks.
 from dataclasses import dataclass
 from fractions import Fraction
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Instance, Module, ResetSignal
 from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
@@ -139,6 +139,11 @@ class ECP5PLL(wiring.Component):
         parent module defines it (``m.domains.sync = ClockDomain()``).
     tolerance : float
         Largest accepted relative frequency error.
+    global_reset : bool
+        Drive the domain's reset through a ``DCCA`` onto a global network (default ``False``).
+        nextpnr promotes only clock nets to globals; without this, the synchronous reset of a
+        design with tens of thousands of flip-flops is routed through the general fabric to
+        every one of their ``LSR`` pins.
 
     Members
     -------
@@ -156,11 +161,15 @@ class ECP5PLL(wiring.Component):
     clk_in: In(1)
     locked: Out(1)
 
-    def __init__(self, f_in_mhz, f_out_mhz, *, domain="sync", tolerance=0.01):
+    def __init__(self, f_in_mhz, f_out_mhz, *, domain="sync", tolerance=0.01,
+                 global_reset=False):
         if not isinstance(domain, str) or not domain:
             raise TypeError(f"PLL domain must be a non-empty string, not {domain!r}")
+        if not isinstance(global_reset, bool):
+            raise TypeError(f"PLL global_reset must be a bool, not {global_reset!r}")
         self.params = pll_params(f_in_mhz, f_out_mhz, tolerance=tolerance)
         self.domain = domain
+        self.global_reset = global_reset
         super().__init__()
 
     @property
@@ -210,5 +219,15 @@ class ECP5PLL(wiring.Component):
             i_ENCLKOP=Const(0),
             o_LOCK=self.locked,
         )
-        m.submodules.reset_sync = ResetSynchronizer(~self.locked, domain=self.domain)
+        if not self.global_reset:
+            m.submodules.reset_sync = ResetSynchronizer(~self.locked, domain=self.domain)
+            return m
+        # The synchroniser drives the reset of a private domain on the same clock; a DCCA
+        # (global clock buffer, always enabled) carries it to the domain's reset.
+        local = f"{self.domain}_rst_local"
+        m.domains += ClockDomain(local, local=True)
+        m.d.comb += ClockSignal(local).eq(clk)
+        m.submodules.reset_sync = ResetSynchronizer(~self.locked, domain=local)
+        m.submodules.reset_buf = Instance("DCCA", i_CLKI=ResetSignal(local), i_CE=Const(1),
+                                          o_CLKO=ResetSignal(self.domain))
         return m

@@ -18,7 +18,7 @@ from amaranth.build.dsl import DiffPairs, Pins
 from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
 
-from .build import BuildError, NAME, NEXTPNR_REPORT, YOSYS_AFTER_READ, tool_env
+from .build import BuildError, NAME, NEXTPNR_REPORT, YOSYS_AFTER_READ, nextpnr_options, tool_env
 from .pll import ECP5PLL, pll_params
 from .targets import check_speed, get_target
 
@@ -55,7 +55,7 @@ class UARTBoardTop(Elaboratable):
     Colorlight 5A-75B's does).
     """
 
-    def __init__(self, bridge, target, f_out_mhz, *, baud=3_000_000):
+    def __init__(self, bridge, target, f_out_mhz, *, baud=3_000_000, global_reset=False):
         from spikeforge.rtl.bridge import UARTBridge
         from spikeforge.rtl.uart import uart_divisor
         try:
@@ -73,7 +73,8 @@ class UARTBoardTop(Elaboratable):
             raise
         self.baud = baud
         self.uart = UARTBridge(bridge, divisor=self.divisor)
-        self.pll = ECP5PLL(self.target.clock_mhz, f_out_mhz, tolerance=PLL_TOLERANCE)
+        self.pll = ECP5PLL(self.target.clock_mhz, f_out_mhz, tolerance=PLL_TOLERANCE,
+                           global_reset=global_reset)
 
     def elaborate(self, platform):
         m = Module()
@@ -101,12 +102,13 @@ class UARTBoardTop(Elaboratable):
 
 
 def prepare_bridged(bridge, *, board, baud=3_000_000, target_mhz=None, speed=None,
-                    nextpnr_opts=()):
-    """Elaborate ``bridge`` for ``board`` without running a tool: ``(BuildPlan, UARTBoardTop)``."""
+                    nextpnr_opts=(), global_reset=False):
+    """Elaborate ``bridge`` for ``board`` without running a tool: ``(BuildPlan, UARTBoardTop)``.
+    ``global_reset``: the reset on a global network (:class:`ECP5PLL`)."""
     target = get_target(board)
     grade = target.speed if speed is None else check_speed(speed, target.device)
     top = UARTBoardTop(bridge, target, DEFAULT_MHZ if target_mhz is None else target_mhz,
-                       baud=baud)
+                       baud=baud, global_reset=global_reset)
     kwargs = {"script_after_read": YOSYS_AFTER_READ}
     if nextpnr_opts:
         kwargs["nextpnr_opts"] = list(nextpnr_opts)
@@ -114,18 +116,19 @@ def prepare_bridged(bridge, *, board, baud=3_000_000, target_mhz=None, speed=Non
 
 
 def build_bridged(bridge, *, board, out_dir, baud=3_000_000, target_mhz=None, seed=0,
-                  progress=print) -> dict:
+                  router=None, global_reset=False, progress=print) -> dict:
     """Bitstream of ``bridge`` on ``board``'s UART; writes and returns ``OUT/report.json``.
 
     The report has ``board``, ``design``, ``baud``, ``divisor``, ``clock_mhz``, ``resources``
-    (LUT4, FF, EBR, DSP), ``fmax_mhz``, ``timing_met`` and ``bitstream``. Raises
+    (LUT4, FF, EBR, DSP), ``fmax_mhz``, ``timing_met`` and ``bitstream``. ``router`` and
+    ``global_reset`` are as for :func:`~spikeforge.boards.build.build_design`. Raises
     :class:`~spikeforge.boards.build.BuildError` when a tool fails.
     """
     progress = progress or (lambda line: None)
     start = time.monotonic()
     plan, top = prepare_bridged(bridge, board=board, baud=baud, target_mhz=target_mhz,
-                                nextpnr_opts=["--report", NEXTPNR_REPORT,
-                                              "--timing-allow-fail", "--seed", str(seed)])
+                                nextpnr_opts=nextpnr_options(seed, router),
+                                global_reset=global_reset)
     out = Path(out_dir)
     build_dir = out / "build"
     if build_dir.exists():
@@ -162,7 +165,8 @@ def build_bridged(bridge, *, board, out_dir, baud=3_000_000, target_mhz=None, se
     report = {
         "board": top.target.name, "design": bridge.design, "params": bridge.params,
         "design_id": f"{bridge.design_id:08x}", "baud": baud, "divisor": top.divisor,
-        "clock_mhz": round(f_out, 4),
+        "clock_mhz": round(f_out, 4), "router": router or "router1",
+        "global_reset": global_reset,
         "resources": {"LUT4": int(lut4[-1]) if lut4 else used.get("TRELLIS_COMB", 0),
                       "FF": used.get("TRELLIS_FF", 0),
                       "EBR": used.get("DP16KD", 0), "DSP": used.get("MULT18X18D", 0)},

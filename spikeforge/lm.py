@@ -151,7 +151,8 @@ def cmd_board(args):
     mhz = DEFAULT_MHZ if args.mhz is None else args.mhz
     try:
         report = build_bridged(make_bridge({"lm": params}), board=args.board, out_dir=args.out,
-                               target_mhz=mhz, seed=args.seed,
+                               target_mhz=mhz, seed=args.seed, router=args.router,
+                               global_reset=spec.build_global_reset,
                                progress=lambda m: print(m, flush=True))
     except BuildError as exc:
         print(f"spikeforge lm: build failed: {exc}", file=sys.stderr)
@@ -194,6 +195,8 @@ def main(argv=None) -> int:
     p.add_argument("--mhz", type=float, default=None,
                    help="core clock (default: the bridge's 75 MHz, 3 Mbaud = 25 cycles a bit)")
     p.add_argument("--seed", type=int, default=0, help="nextpnr placer seed")
+    p.add_argument("--router", choices=("router1", "router2"), default=None,
+                   help="nextpnr router (default: nextpnr's router1)")
     p.set_defaults(fn=cmd_board)
     args = parser.parse_args(argv)
     try:

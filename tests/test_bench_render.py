@@ -29,3 +29,12 @@ def test_golden_poisson_measures_wall_clock():
     assert e["work"] == 16 * 4 * 10 and e["work_unit"] == "element-tick"
     assert e["per_second"] > 0 and e["params"] == {"d": 16, "vectors": 4, "W": 10, "p": 4}
     assert e["met"] == (e["per_second"] >= 1e8)
+
+
+def test_render_build_rows_name_router_and_global_reset():
+    row = {"core": "lm", "kind": "build", "params": {"ctx": 16}, "grade": 6,
+           "resources": {"LUT4": 10, "FF": 20, "EBR": 3, "DSP": 0}, "fmax_mhz": {"sync": 101.5},
+           "target_mhz": 100.0, "timing_met": True}
+    text = render([row, {**row, "router": "router2", "global_reset": True}])
+    assert "| lm | ctx=16 | 6 | 10 | 20 | 3 | 0 | 101.5 |" in text
+    assert "| lm | ctx=16, router=router2, global_reset | 6 | 10 | 20 | 3 | 0 | 101.5 |" in text

@@ -199,6 +199,17 @@ def test_pll_rtlil():
     assert 'parameter \\FEEDBK_PATH "CLKOP"' in text
 
 
+def test_pll_global_reset():
+    # Default: the synchroniser drives the domain's reset directly, no global buffer.
+    assert "DCCA" not in _pll_rtlil(ECP5PLL(25, 150))
+    text = _pll_rtlil(ECP5PLL(25, 150, global_reset=True))
+    assert text.count("cell \\DCCA ") == 1
+    # The buffer's input is the synchroniser's output (its output becomes the domain's reset).
+    assert re.search(r"connect \\CLKI \\sync_rst_local_rst\b", text)
+    with pytest.raises(TypeError, match=r"^PLL global_reset must be a bool, not 1$"):
+        ECP5PLL(25, 150, global_reset=1)
+
+
 def test_pll_fractional_attribute():
     text = _pll_rtlil(ECP5PLL(48, 123.4))
     assert 'attribute \\FREQUENCY_PIN_CLKOP "123.428571"' in text
@@ -380,6 +391,8 @@ def test_build_wrong_router(tmp_path):
 def test_build_wrong_params(tmp_path):
     with pytest.raises(TypeError, match=r"^build params must be a dict or None, not \[1\]$"):
         build_design(Adder(), out_dir=tmp_path, params=[1])
+    with pytest.raises(TypeError, match=r"^build global_reset must be a bool, not 'yes'$"):
+        build_design(Adder(), out_dir=tmp_path, global_reset="yes")
 
 
 # ------------------------------------------------------------------------- real tools (slow)

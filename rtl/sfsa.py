@@ -151,10 +151,10 @@ class SFSA(wiring.Component):
     back 2 cycles after it is read) and the next step is accepted in the last of them. At full
     throughput a token at position ``i`` therefore costs ``T * max(n_i, 2)`` cycles with
     ``n_i = min(i+1, L)`` (strict: ``min(i, L)``); ``d`` does not enter (one key per cycle, the
-    ``d``-bit AND and popcount in parallel). Step ``(i, t)`` leaves :attr:`latency` = 8 cycles
+    ``d``-bit AND and popcount in parallel). Step ``(i, t)`` leaves :attr:`latency` = 9 cycles
     after its last key cycle (cache address, cache output register, AND, slice popcounts,
-    score and state read, leak, attention spike and write-back, accumulation, output neurons). The pipeline stalls as a
-    whole while ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``; ``i.ready``
+    group sums, score and state read, leak, attention spike and write-back, accumulation,
+    output neurons). The pipeline stalls as a whole while ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``; ``i.ready``
     depends on neither ``i.valid`` nor the payload.
 
     Reset: the first beat after reset starts a sequence whether or not ``first`` is set. The
@@ -362,37 +362,39 @@ class SFSA(wiring.Component):
         p5_end = replicated_register(m, platform, p4.end, -(-d // 8), name="p5_end",
                                      enable=advance)
         acc = Signal(data.ArrayLayout(cw, d))
-        p6 = Signal(data.StructLayout({"valid": 1, "o": data.ArrayLayout(cw, d), "fresh": 1,
-                                       "first": 1, "last": 1}))
+        p6 = Signal(data.StructLayout({"valid": 1, "o": data.ArrayLayout(cw, d), "first": 1,
+                                       "last": 1}))
         with m.If(advance):
             m.d.sync += p6.valid.eq(p5.valid & p5.end)
             with m.If(p5.valid):
                 for c in range(d):
                     total = acc[c] + (p5_a[c // 8] & p5.v[c])
                     m.d.sync += [acc[c].eq(Mux(p5_end[c // 8], 0, total)), p6.o[c].eq(total)]
-                m.d.sync += [p6.fresh.eq(p5.fresh), p6.first.eq(p5.first),
-                             p6.last.eq(p5.last)]
+                m.d.sync += [p6.first.eq(p5.first), p6.last.eq(p5.last)]
 
-        # p6: the output neurons. Their state changes at most once per step (>= H cycles
-        # apart), so leak and reset are precomputed from it in a register of their own.
+        # p6: the output neurons. Their state changes at most once per step (>= H advancing
+        # cycles apart), so leak, reset and the step's `fresh` choice are precomputed into
+        # registers of their own, loaded with p6 (from p5's `fresh`, one copy per 8 neurons):
+        # the output adders start from flip-flops.
         mo = Signal(data.ArrayLayout(signed(ow), d))
         so = Signal(d)
         opart = Signal(data.ArrayLayout(signed(ow + 1), d))
         omt = Signal(data.ArrayLayout(signed(ow + 2), d))
-        for c in range(d):
-            leak = _leak(self.out_beta, mo[c], F)
-            m.d.sync += [opart[c].eq(leak + Mux(so[c], -self.out_theta, 0)),
-                         omt[c].eq(leak + Mux(so[c], -2 * self.out_theta, -self.out_theta))]
-        # `fresh` selects in every output neuron: one copy of it per 8 neurons.
-        fresh = replicated_register(m, platform, p5.fresh, -(-d // 8), name="p6_fresh",
-                                    enable=advance & p5.valid)
+        fresh = replicated_register(m, platform, p4.fresh, -(-d // 8), name="p5_fresh",
+                                    enable=advance)
         with m.If(advance):
+            for c in range(d):
+                leak = _leak(self.out_beta, mo[c], F)
+                f = fresh[c // 8]
+                m.d.sync += [
+                    opart[c].eq(Mux(f, 0, leak + Mux(so[c], -self.out_theta, 0))),
+                    omt[c].eq(Mux(f, -self.out_theta,
+                                  leak + Mux(so[c], -2 * self.out_theta, -self.out_theta)))]
             m.d.sync += self.o.valid.eq(p6.valid)
             with m.If(p6.valid):
                 m.d.sync += [self.o.payload.first.eq(p6.first), self.o.payload.last.eq(p6.last)]
                 for c in range(d):
-                    total = Mux(fresh[c // 8], 0, opart[c]) + p6.o[c]
-                    spike = Mux(fresh[c // 8], -self.out_theta, omt[c]) + p6.o[c] >= 0
-                    m.d.sync += [mo[c].eq(total), so[c].eq(spike),
+                    spike = omt[c] + p6.o[c] >= 0
+                    m.d.sync += [mo[c].eq(opart[c] + p6.o[c]), so[c].eq(spike),
                                  self.o.payload.s[c].eq(spike)]
         return m

@@ -86,6 +86,6 @@ def ternary_linear_cycles(*, n_in, n_out, p, k, **_):
 
     A vector takes ``(n_out/p) * (n_in/k)`` cycles and vectors follow with no gap; group ``g``
     of a vector accepted in cycle ``a`` leaves in cycle ``a + (g+1)*(n_in/k) + latency`` with
-    ``latency = 6``.
+    ``latency = 7``.
     """
-    return (n_out // p) * (n_in // k), 6
+    return (n_out // p) * (n_in // k), 7

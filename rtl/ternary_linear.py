@@ -10,10 +10,17 @@ from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .ecp5_ram import replicated_register
 from .lut import RowMemory
 from .stream import SkidBuffer
 
 __all__ = ["TernaryLinear", "check_ternary_linear_params", "weight_words", "popcount"]
+
+#: Bits of the weight memory per read-address copy.
+MEM_COLUMN = 32
+
+#: Accumulator lanes per copy of the accumulate stage's `start` and `valid` flags.
+ACC_GROUP = 4
 
 #: Names of the structural parameters, in the order they are validated.
 TERNARY_LINEAR_PARAMS = ("n_in", "n_out", "p", "k", "spikes")
@@ -129,7 +136,8 @@ class TernaryLinear(wiring.Component):
 
     Accumulator: ``|y| <= n_in``, so :attr:`acc_width` ``= bit_length(n_in) + 1`` bits never
     overflow (no saturation). Weights live in one memory of :attr:`depth` ``= (n_out/p)*(n_in/k)``
-    words of ``2*p*k`` bits (block RAM when large).
+    words of ``2*p*k`` bits (block RAM when large), cut into columns of :data:`MEM_COLUMN` bits
+    that each read through their own copy of the address.
 
     Timing: an input vector occupies the core for :attr:`cycles_per_vector` ``= depth`` cycles
     (``n_in/k`` per group of ``p`` outputs); the next vector is accepted in the last of them,
@@ -144,7 +152,7 @@ class TernaryLinear(wiring.Component):
     """
 
     #: Cycles from issuing the last chunk of a group to its output beat being valid.
-    latency = 6
+    latency = 7
 
     def __init__(self, *, n_in, n_out, p, k, spikes="binary", weights=None):
         params = check_ternary_linear_params(n_in=n_in, n_out=n_out, p=p, k=k, spikes=spikes)
@@ -184,8 +192,11 @@ class TernaryLinear(wiring.Component):
         sbits = 2 if ternary else 1
         word = data.ArrayLayout(data.ArrayLayout(signed(2), k), p)
 
+        # Columns of MEM_COLUMN bits, each read through its own copy of the address: one
+        # address register would drive the address pins of every RAM cell of the word.
         mem = RowMemory(m, "mem", width=2 * p * k, depth=depth,
-                        init=weight_words(self.weights, p=p, k=k), shared_addr=True)
+                        init=weight_words(self.weights, p=p, k=k), shared_addr=True,
+                        column_width=MEM_COLUMN, platform=platform)
 
         # The output register is a skid buffer: the pipeline advances on its registered
         # `ready`, so `o.ready` drives only the two output entries, not every stage.
@@ -212,7 +223,9 @@ class TernaryLinear(wiring.Component):
                                        "last": 1, "err": 1,
                                        "part": data.ArrayLayout(signed(k.bit_length() + 1), p)}))
 
-        rdata = mem.read(m, addr, advance)
+        # `addr` loads this while `advance` is high (the issue stage below).
+        next_addr = Mux(busy, Mux(last_issue, 0, addr + 1), addr)
+        rdata = mem.read(m, addr, advance, next_addr=next_addr)
         # Writes never overlap the issue of a vector, nor the cycle after it whose read data
         # is still at the memory output (see the docstring).
         m.d.comb += self.w.ready.eq(~busy & ~p1.valid)
@@ -298,13 +311,27 @@ class TernaryLinear(wiring.Component):
                                           - _tree_sum([pp.minus[l][n_]
                                                        for n_ in range(len(slices))]))
 
-        # p2: accumulate over the chunks of a group; the group's total goes to the output.
+        # p2: accumulate over the chunks of a group. `start` and `valid` reach every lane: one
+        # copy of each per ACC_GROUP lanes, loaded with p2.
+        copies = -(-p // ACC_GROUP)
+        start = replicated_register(m, platform, pp.start, copies, name="p2_start",
+                                    enable=advance)
+        valid = replicated_register(m, platform, pp.valid, copies, name="p2_valid",
+                                    enable=advance)
         acc = Signal(data.ArrayLayout(signed(self.acc_width), p))
-        totals = [Mux(p2.start, 0, acc[l]) + p2.part[l] for l in range(p)]
-        m.d.comb += [out.i.valid.eq(p2.valid & p2.end),
-                     out.i.payload.first.eq(p2.first), out.i.payload.last.eq(p2.last),
-                     out.i.payload.err.eq(p2.err)]
-        m.d.comb += [out.i.payload.y[l].eq(totals[l]) for l in range(p)]
-        with m.If(advance & p2.valid):
-            m.d.sync += [acc[l].eq(totals[l]) for l in range(p)]
+        for l in range(p):
+            with m.If(advance & valid[l // ACC_GROUP]):
+                m.d.sync += acc[l].eq(Mux(start[l // ACC_GROUP], 0, acc[l]) + p2.part[l])
+
+        # p3: after a group's last chunk the accumulator holds its total, offered from there
+        # (no adder in front of the output). It stays until the handshake, which is the edge
+        # the next group's first chunk is accumulated on (both wait for `advance`).
+        p3 = Signal(data.StructLayout({"valid": 1, "first": 1, "last": 1, "err": 1}))
+        with m.If(advance):
+            m.d.sync += [p3.valid.eq(p2.valid & p2.end), p3.first.eq(p2.first),
+                         p3.last.eq(p2.last), p3.err.eq(p2.err)]
+        m.d.comb += [out.i.valid.eq(p3.valid),
+                     out.i.payload.first.eq(p3.first), out.i.payload.last.eq(p3.last),
+                     out.i.payload.err.eq(p3.err)]
+        m.d.comb += [out.i.payload.y[l].eq(acc[l]) for l in range(p)]
         return m

@@ -37,7 +37,7 @@ def test_init():
             "addr": range(4), "w": data.ArrayLayout(data.ArrayLayout(signed(2), 4), 3)}))),
     })
     assert (dut.groups, dut.chunks, dut.depth, dut.cycles_per_vector, dut.acc_width,
-            dut.latency) == (2, 2, 4, 4, 5, 6)
+            dut.latency) == (2, 2, 4, 4, 5, 7)
     assert ternary_linear_cycles(**BASE) == (dut.cycles_per_vector, dut.latency)
     binary = TernaryLinear(n_in=7, n_out=1, p=1, k=1)
     assert binary.i.payload.shape()["s"].shape == data.ArrayLayout(unsigned(1), 7)
@@ -169,6 +169,8 @@ def run_rtl(dut, phases, n_out_beats, seed, *, gap=0.3, stall=0.3):
     dict(n_in=8, n_out=6, p=3, k=4, spikes="ternary"),
     dict(n_in=5, n_out=4, p=4, k=1, spikes="binary"),
     dict(n_in=6, n_out=3, p=1, k=6, spikes="ternary"),
+    # A 72-bit word: three memory columns, each with its own read address (32, 32, 8 bits).
+    dict(n_in=18, n_out=8, p=4, k=9, spikes="ternary"),
 ])
 def test_rtl_matches_golden(params):
     rng = np.random.default_rng(params["n_in"])

@@ -258,9 +258,13 @@ def test_steady_state_cycles_per_token(case):
 
 
 def test_bench_router_per_grade():
-    """The grade-8 build uses router2, grade 6 nextpnr's default; a plain string applies to
-    every grade."""
-    assert (SPEC.router_for("8"), SPEC.router_for(8), SPEC.router_for("6")) == \
+    """Both grades use nextpnr's default router (with the reset on a global network, router1
+    routes the grade-8 build too); a dict chooses per grade, a plain string applies to every
+    grade."""
+    assert (SPEC.router_for("8"), SPEC.router_for("6")) == (None, None)
+    assert SPEC.build_global_reset is True
+    per_grade = dataclasses.replace(SPEC, build_router={"8": "router2"})
+    assert (per_grade.router_for("8"), per_grade.router_for(8), per_grade.router_for("6")) == \
         ("router2", "router2", None)
     assert dataclasses.replace(SPEC, build_router="router2").router_for("6") == "router2"
 

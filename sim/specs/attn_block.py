@@ -90,9 +90,10 @@ SPECS = [CoreSpec(
     resolve=resolve, build_defaults={"d_model": 64, "d": 64, "L": 128, "T": 4, "p": 16,
                                      "k": 16, "attn_theta": 8, "out_theta": 4},
     step_unit="step", demo_steps=1000,
-    # Grade 8 with nextpnr's router2: router1 left 43,188 of 66,789 arcs unrouted after
-    # 31,000 iterations there. Grade 6 keeps nextpnr's default (router1).
-    build_router={"8": "router2"},
+    # 13,000 flip-flops: the reset on a global network (ECP5PLL(global_reset=True)). With it,
+    # nextpnr's default router1 routes both grades (at grade 8 it had been left congested,
+    # and router2 was used there: docs/cores/attn_block.md).
+    build_global_reset=True,
     bench_builds=[BENCH],
     bench_sims=[(BENCH, 200)],
 )]

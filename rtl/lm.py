@@ -51,6 +51,9 @@ ARGMAX_CYCLES = 260
 #: Logits per copy of the argmax register's load select.
 LG_GROUP = 8
 
+#: Bits of the write register `wq` per copy of its load enable.
+WQ_GROUP = 64
+
 #: Widest residual value a LUT core accepts as input.
 MAX_X_WIDTH = 24
 
@@ -377,14 +380,24 @@ class LM(wiring.Component):
             "out": ((p.target == TARGET_OUT) & fits(p.table, c["out_n_t"]) &
                     fits(p.addr, 2 ** c["out_n_c"]) & (p.kind < 2)),
         }
-        with m.If(~wq_valid):
-            m.d.sync += [wq.eq(p), wq_valid.eq(self.w.valid & idle)]
-            m.d.sync += [dest[k].eq(ok[k]) for k in dest]
         # At most one destination is set; the beat leaves when it has been taken.
         done = Cat(~dest["att"] | att.w.ready, ~dest["ffn"] | ffn.w.ready,
                    ~dest["out"] | out.w.ready).all()
-        with m.If(wq_valid & done):
-            m.d.sync += wq_valid.eq(0)
+        wq_valid_next = Signal()
+        m.d.comb += wq_valid_next.eq(Mux(wq_valid, ~done, self.w.valid & idle))
+        m.d.sync += wq_valid.eq(wq_valid_next)
+        with m.If(~wq_valid):
+            m.d.sync += [dest[k].eq(ok[k]) for k in dest]
+        # `wq` loads while empty. Its enable is one register per WQ_GROUP bits, each a copy of
+        # ~wq_valid (one flip-flop had driven the enable of all 2,300 bits, the most congested
+        # net of the routed design).
+        wq_bits, p_bits = wq.as_value(), p.as_value()
+        groups = -(-len(wq_bits) // WQ_GROUP)
+        load = replicated_register(m, platform, ~wq_valid_next, groups, name="wq_load", init=1)
+        for g in range(groups):
+            lo, hi = g * WQ_GROUP, min(len(wq_bits), (g + 1) * WQ_GROUP)
+            with m.If(load[g]):
+                m.d.sync += wq_bits[lo:hi].eq(p_bits[lo:hi])
 
         w = wq
         m.d.comb += [

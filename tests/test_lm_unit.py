@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from amaranth.hdl import Shape
 from amaranth.sim import Simulator
 
 from spikeforge import lm as lm_cli
@@ -50,6 +51,17 @@ def test_lm_parameter_errors():
     with pytest.raises(ValueError, match=r"^LM temperature must be a non-negative number, "
                                          r"not -1$"):
         noise_table(1.0, -1)
+
+
+def test_stream_layouts():
+    """The port layouts the host runtime packs (a seed is 32 bits: xorshift32's state)."""
+    lm = LM.from_model(random_model(SMALL, 1), gen_width=5)
+    i = lm.signature.members["i"].signature.members["payload"].shape
+    assert {name: Shape.cast(f.shape).width for name, f in i} == \
+        {"byte": 8, "first": 1, "gen": 5, "sample": 1, "seed": 32}
+    o = lm.signature.members["o"].signature.members["payload"].shape
+    assert {name: Shape.cast(f.shape).width for name, f in o} == \
+        {"byte": 8, "logit": lm.widths["logit"], "last": 1}
 
 
 def test_widths_hold_every_value():

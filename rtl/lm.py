@@ -443,7 +443,7 @@ class LMBridged(wiring.Component):
     w : ``In(stream.Signature(StructLayout(...)))``
         The LM's ``w`` layout without ``y``.
     y : ``In(MemoryWindowSignature(width=w_width, depth=max(n, 256), signed=True))``
-        The staging row (registers; read latency one cycle).
+        The staging row (registers, read back from a block-RAM copy; read latency one cycle).
     """
 
     def __init__(self, lm):
@@ -466,13 +466,18 @@ class LMBridged(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.lm = lm = self.lm
+        # The row the beat carries is registers (all of it reaches the LM at once); the host's
+        # reads are served by a block-RAM copy written alongside, so no 2,048-bit read
+        # multiplexer gathers the registers to one place (it made the board design unroutable).
         ybuf = Signal(self.y_shape)
-        rdata = Signal(self.y.w_data.shape())
         with m.If(self.y.w_en):
             m.d.sync += ybuf[self.y.addr].eq(self.y.w_data)
-        with m.If(self.y.r_en):
-            m.d.sync += rdata.eq(ybuf[self.y.addr])
-        m.d.comb += self.y.r_data.eq(rdata)
+        m.submodules.ymirror = mirror = Memory(shape=len(self.y.w_data),
+                                               depth=self.y_shape.length, init=[])
+        wr, rd = mirror.write_port(), mirror.read_port(transparent_for=())
+        m.d.comb += [wr.addr.eq(self.y.addr), wr.data.eq(self.y.w_data), wr.en.eq(self.y.w_en),
+                     rd.addr.eq(self.y.addr), rd.en.eq(self.y.r_en),
+                     self.y.r_data.eq(rd.data)]
         wiring.connect(m, wiring.flipped(self.i), lm.i)
         wiring.connect(m, lm.o, wiring.flipped(self.o))
         m.d.comb += [lm.w.valid.eq(self.w.valid), self.w.ready.eq(lm.w.ready),

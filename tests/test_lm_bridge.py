@@ -80,6 +80,11 @@ def test_host_loads_a_model_and_generates():
     with Device(SimTransport(bridge)) as dev:
         info = dev.identify()
         assert info.design == "lm" and info.memories["y"].depth == 256
+        # The staging row reads back what was written (from its block-RAM copy), signed.
+        row = [(-1) ** k * (k % 16) for k in range(256)]
+        dev.write_memory("y", 0, row)
+        dev.write_memory("y", 7, [-16, 15])
+        assert dev.read_memory("y", 0, 256) == row[:7] + [-16, 15] + row[9:]
         lm_host.load_model(dev, other, noise=noise)
         got = lm_host.generate(dev, b"hello", 24)
         assert got == generate(other, b"hello", 24)

@@ -183,12 +183,22 @@ class RowMemory:
     copy of the strobe and the address per column) with ``shared_addr``, whose promise the
     caller makes the same way, else at once; a read sampled at the edge of a write to the same
     row returns an undefined row (:class:`~spikeforge.rtl.ecp5_ram.PipelinedRAM`).
+
+    ``distributed``: every column is LUT RAM (``ram_style = "distributed"``) read through the
+    port's own enable: the read data register takes ``en`` as its clock enable, and the RAM's
+    read address comes straight from a register (with ``next_addr``, a copy per column), so no
+    held-address multiplexer sits between ``en`` and the RAM. LUT RAM has separate write
+    address pins: writes are registered as with ``shared_addr`` (they land one cycle after
+    ``en``, one copy of the strobe and the address per column) whatever ``shared_addr`` says,
+    and the caller promises no read data is needed while one lands.
     """
 
     def __init__(self, m, name, *, width, depth, init=(), shared_addr=False, column_width=None,
-                 platform=None, registered=False):
+                 platform=None, registered=False, distributed=False):
+        if registered and distributed:
+            raise ValueError("RowMemory cannot be both registered (block RAM) and distributed")
         self.name, self.shared, self.platform = name, shared_addr, platform
-        self.registered = registered
+        self.registered, self.distributed = registered, distributed
         self.cols = ebr_columns(width, depth)
         if column_width is not None and len(self.cols) == 1:
             # A shallow wide memory cut into block-RAM-wide columns, each with its own address.
@@ -205,7 +215,8 @@ class RowMemory:
                 m.submodules[sub] = ram
                 self.rams.append(ram)
             else:
-                mem = Memory(shape=unsigned(w), depth=depth, init=col_init)
+                attrs = {"ram_style": "distributed"} if distributed else None
+                mem = Memory(shape=unsigned(w), depth=depth, init=col_init, attrs=attrs)
                 m.submodules[sub] = mem
                 self.rd.append(mem.read_port())
                 self.wr.append(mem.write_port())
@@ -257,6 +268,10 @@ class RowMemory:
             for ram, a in zip(self.rams, copies):
                 m.d.comb += [ram.ce.eq(en), ram.r_addr.eq(a)]
             return Cat(*[ram.r_data for ram in self.rams])
+        if self.distributed:
+            for port, a in zip(self.rd, copies):
+                m.d.comb += [port.en.eq(en), port.addr.eq(a)]
+            return Cat(*[port.data for port in self.rd])
         for held, r_addr, port, a, w_pend in zip(self.held, self.addr, self.rd, copies,
                                                  self.w_pend_cols):
             with m.If(en):
@@ -275,7 +290,7 @@ class RowMemory:
                 m.d.comb += ram.w_data.eq(data[lo:lo + w])
                 lo += w
             return
-        if self.registered:
+        if self.registered or self.distributed:
             # Registered like a shared-address write, one copy of the strobe and the address
             # per column; the data register loads every cycle.
             w_data = Signal(sum(self.cols), name=f"{self.name}_wdata")
@@ -284,10 +299,12 @@ class RowMemory:
             pend = replicated_register(m, self.platform, en, n, name=f"{self.name}_wpend_r")
             bits = [replicated_register(m, self.platform, addr[i], n, name=f"{self.name}_wa_b{i}")
                     for i in range(len(addr))]
+            ports = ([(ram.w_en, ram.w_data, ram.w_addr) for ram in self.rams] if self.registered
+                     else [(port.en, port.data, port.addr) for port in self.wr])
             lo = 0
-            for c, (ram, w) in enumerate(zip(self.rams, self.cols)):
-                m.d.comb += [ram.w_en.eq(pend[c]), ram.w_data.eq(w_data[lo:lo + w]),
-                             ram.w_addr.eq(Cat(*[b[c] for b in bits]))]
+            for c, ((w_en, w_dat, w_addr), w) in enumerate(zip(ports, self.cols)):
+                m.d.comb += [w_en.eq(pend[c]), w_dat.eq(w_data[lo:lo + w]),
+                             w_addr.eq(Cat(*[b[c] for b in bits]))]
                 lo += w
             return
         if self.shared:

@@ -19,6 +19,10 @@ __all__ = ["TernaryLinear", "check_ternary_linear_params", "weight_words", "popc
 #: Bits of the weight memory per read-address copy.
 MEM_COLUMN = 32
 
+#: Memories of at most this many words are LUT RAM read through the port's own enable
+#: (:class:`~spikeforge.rtl.lut.RowMemory` ``distributed``); deeper ones are block RAM.
+DIST_DEPTH = 64
+
 #: Accumulator lanes per copy of the accumulate stage's `start` and `valid` flags.
 ACC_GROUP = 4
 
@@ -136,8 +140,8 @@ class TernaryLinear(wiring.Component):
 
     Accumulator: ``|y| <= n_in``, so :attr:`acc_width` ``= bit_length(n_in) + 1`` bits never
     overflow (no saturation). Weights live in one memory of :attr:`depth` ``= (n_out/p)*(n_in/k)``
-    words of ``2*p*k`` bits (block RAM when large), cut into columns of :data:`MEM_COLUMN` bits
-    that each read through their own copy of the address.
+    words of ``2*p*k`` bits (LUT RAM up to :data:`DIST_DEPTH` words, else block RAM), cut into
+    columns of :data:`MEM_COLUMN` bits that each read through their own copy of the address.
 
     Timing: an input vector occupies the core for :attr:`cycles_per_vector` ``= depth`` cycles
     (``n_in/k`` per group of ``p`` outputs); the next vector is accepted in the last of them,
@@ -196,7 +200,8 @@ class TernaryLinear(wiring.Component):
         # address register would drive the address pins of every RAM cell of the word.
         mem = RowMemory(m, "mem", width=2 * p * k, depth=depth,
                         init=weight_words(self.weights, p=p, k=k), shared_addr=True,
-                        column_width=MEM_COLUMN, platform=platform)
+                        column_width=MEM_COLUMN, platform=platform,
+                        distributed=depth <= DIST_DEPTH)
 
         # The output register is a skid buffer: the pipeline advances on its registered
         # `ready`, so `o.ready` drives only the two output entries, not every stage.
@@ -213,7 +218,10 @@ class TernaryLinear(wiring.Component):
         c = Signal(range(Cn))
         g = Signal(range(G))
         last_issue = Signal()
-        m.d.comb += last_issue.eq(busy & (addr == depth - 1))
+        # `at_last` is addr == depth - 1, kept as a register so that `i.ready` has no
+        # address comparator in front of it.
+        at_last = Signal(init=int(depth == 1))
+        m.d.comb += last_issue.eq(busy & at_last)
         # A write accepted now lands in the next cycle, before the next vector's first read.
         m.d.comb += self.i.ready.eq(advance & (~busy | last_issue) & ~(self.w.valid & ~busy))
 
@@ -246,6 +254,8 @@ class TernaryLinear(wiring.Component):
                 # after n_in/k issues it is back in place for the next group.
                 m.d.sync += [addr.eq(Mux(last_issue, 0, addr + 1)),
                              s_reg.eq(s_reg.rotate_right(sbits * k))]
+                if depth > 1:
+                    m.d.sync += at_last.eq(~last_issue & (addr == depth - 2))
                 with m.If(c == Cn - 1):
                     m.d.sync += [c.eq(0), g.eq(Mux(g == G - 1, 0, g + 1))]
                 with m.Else():

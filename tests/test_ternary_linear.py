@@ -171,6 +171,10 @@ def run_rtl(dut, phases, n_out_beats, seed, *, gap=0.3, stall=0.3):
     dict(n_in=6, n_out=3, p=1, k=6, spikes="ternary"),
     # A 72-bit word: three memory columns, each with its own read address (32, 32, 8 bits).
     dict(n_in=18, n_out=8, p=4, k=9, spikes="ternary"),
+    # One weight word: every issue is the vector's last (depth 1).
+    dict(n_in=4, n_out=2, p=2, k=4, spikes="binary"),
+    # 72 words, more than DIST_DEPTH: the memory with a held read address (block RAM).
+    dict(n_in=36, n_out=4, p=2, k=1, spikes="ternary"),
 ])
 def test_rtl_matches_golden(params):
     rng = np.random.default_rng(params["n_in"])

@@ -234,7 +234,12 @@ class AttnBlock(wiring.Component):
         wiring.connect(m, wiring.flipped(self.w_qkv), self.qkv.w)
         # The projection's `err` cannot be set: its input spikes are binary.
         link(self.qkv.o, self.qkv_lif.i, {"x": "y", "first": "first", "last": "last"})
-        wiring.connect(m, self.qkv_lif.o, self.gather_qkv.i)
+        # A skid buffer between the LIF array and the gather: the gather's handshake logic
+        # (its `i.ready` comes from the Q/K/V skid buffer below) then ends at registers next
+        # to it, not inside the LIF array's pipeline.
+        m.submodules.lif_skid = lif_skid = SkidBuffer(self.qkv_lif.o.payload.shape())
+        wiring.connect(m, self.qkv_lif.o, lif_skid.i)
+        wiring.connect(m, lif_skid.o, self.gather_qkv.i)
         # Skid buffers cut the block's backpressure into short pieces, each starting from a
         # flip-flop: between the gathered Q/K/V vector and the SFSA (the SFSA's `i.ready` then
         # drives only its two entries, instead of one combinational chain from the SFSA

@@ -432,8 +432,9 @@ class LMBridged(wiring.Component):
     A ``w`` beat of the LM carries a whole row (``max(n, 256)`` values), more than a bridge
     frame holds, so here the row travels separately: the host writes it into the ``y`` staging
     memory (a bridge memory window, one value per address, WRITE_MEM), then sends the rest of
-    the beat on ``w``; the beat reaches the LM with ``y`` = the staging memory's contents at
-    that moment. The host must not rewrite ``y`` until the core has taken the beat (the bridge
+    the beat on ``w``; the beat reaches the LM with ``y`` = the staging memory's contents,
+    copied out one value a cycle after the beat arrives (``max(n, 256) + 1`` cycles before the
+    LM sees it). The host must not rewrite ``y`` until the core has taken the beat (the bridge
     reports the input FIFO's level; :func:`spikeforge.firmware.lm.write_beats` waits for it).
     ``i`` and ``o`` are the LM's own.
 
@@ -443,7 +444,7 @@ class LMBridged(wiring.Component):
     w : ``In(stream.Signature(StructLayout(...)))``
         The LM's ``w`` layout without ``y``.
     y : ``In(MemoryWindowSignature(width=w_width, depth=max(n, 256), signed=True))``
-        The staging row (registers, read back from a block-RAM copy; read latency one cycle).
+        The staging row (block RAM; read latency one cycle).
     """
 
     def __init__(self, lm):
@@ -466,21 +467,46 @@ class LMBridged(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.lm = lm = self.lm
-        # The row the beat carries is registers (all of it reaches the LM at once); the host's
-        # reads are served by a block-RAM copy written alongside, so no 2,048-bit read
-        # multiplexer gathers the registers to one place (it made the board design unroutable).
-        ybuf = Signal(self.y_shape)
-        with m.If(self.y.w_en):
-            m.d.sync += ybuf[self.y.addr].eq(self.y.w_data)
-        m.submodules.ymirror = mirror = Memory(shape=len(self.y.w_data),
-                                               depth=self.y_shape.length, init=[])
-        wr, rd = mirror.write_port(), mirror.read_port(transparent_for=())
+        # The staging row lives in block RAM (the host's window). A `w` beat is held until the
+        # row has been copied out, one value a cycle, into a shift register that the LM reads
+        # whole: no write decoder and no read multiplexer over 2,048 row registers, only a
+        # chain from one RAM port (the decoder and multiplexer had left the board design
+        # unroutable).
+        depth, width = self.y_shape.length, len(self.y.w_data)
+        m.submodules.ymem = ymem = Memory(shape=width, depth=depth, init=[])
+        wr = ymem.write_port()
+        host_rd = ymem.read_port(transparent_for=())
+        seq_rd = ymem.read_port(transparent_for=())
         m.d.comb += [wr.addr.eq(self.y.addr), wr.data.eq(self.y.w_data), wr.en.eq(self.y.w_en),
-                     rd.addr.eq(self.y.addr), rd.en.eq(self.y.r_en),
-                     self.y.r_data.eq(rd.data)]
+                     host_rd.addr.eq(self.y.addr), host_rd.en.eq(self.y.r_en),
+                     self.y.r_data.eq(host_rd.data)]
+        ybuf = Signal(depth * width)
+        issued = Signal(range(depth + 1))   # rows read so far
+        got = Signal(range(depth + 1))      # rows shifted in so far
+        loaded = Signal()
+        reading = Signal()
+        m.d.comb += [seq_rd.addr.eq(issued), reading.eq(self.w.valid & ~loaded & (issued < depth))]
+        # A row read in one cycle is shifted in at the next.
+        shift = Signal()
+        m.d.sync += shift.eq(reading)
+        with m.If(reading):
+            m.d.sync += issued.eq(issued + 1)
+        groups = -(-len(ybuf) // 64)
+        shift_en = replicated_register(m, platform, reading, groups, name="y_shift")
+        shifted = Cat(ybuf[width:], seq_rd.data)
+        for g in range(groups):
+            lo, hi = g * 64, min(len(ybuf), (g + 1) * 64)
+            with m.If(shift_en[g]):
+                m.d.sync += ybuf[lo:hi].eq(shifted[lo:hi])
+        with m.If(shift):
+            m.d.sync += got.eq(got + 1)
+            with m.If(got == depth - 1):
+                m.d.sync += loaded.eq(1)
+        with m.If(lm.w.valid & lm.w.ready):
+            m.d.sync += [loaded.eq(0), issued.eq(0), got.eq(0)]
         wiring.connect(m, wiring.flipped(self.i), lm.i)
         wiring.connect(m, lm.o, wiring.flipped(self.o))
-        m.d.comb += [lm.w.valid.eq(self.w.valid), self.w.ready.eq(lm.w.ready),
+        m.d.comb += [lm.w.valid.eq(self.w.valid & loaded), self.w.ready.eq(lm.w.ready & loaded),
                      lm.w.payload.y.eq(ybuf)]
         for name, _ in self.w.payload.shape():
             m.d.comb += getattr(lm.w.payload, name).eq(getattr(self.w.payload, name))

@@ -93,3 +93,4 @@ def test_host_loads_a_model_and_generates():
         # The design's own model is gone: the text differs from what it would have said.
         built = random_model(TINY, seed=1)
         assert generate(built, b"hello", 24) != generate(other, b"hello", 24)
+

@@ -158,7 +158,10 @@ def build_bridged(bridge, *, board, out_dir, baud=3_000_000, target_mhz=None, se
     lut4 = re.findall(r"Total LUT4s:\s*(\d+)\s*/", tim.read_text(errors="replace")) \
         if tim.exists() else []
     f_out = top.pll.f_out_mhz
-    fmax = {net.removeprefix("$glbnet$"): round(float(e["achieved"]), 2)
+    # The core clock is the net constrained to the PLL output ("sync", as in build_design; with
+    # the reset on a global network Yosys may name that net after a reset-synchroniser pin).
+    fmax = {("sync" if abs(float(e.get("constraint", 0)) - f_out) <= 0.005 * f_out
+             else net.removeprefix("$glbnet$")): round(float(e["achieved"]), 2)
             for net, e in pnr.get("fmax", {}).items()}
     core = [v for net, v in pnr.get("fmax", {}).items()
             if abs(float(v.get("constraint", 0)) - f_out) <= 0.005 * f_out]

@@ -11,6 +11,7 @@ from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .ecp5_ram import replicated_logic
 from .lif import LIF
 from .stream import SkidBuffer
 from .sfsa import SFSA, check_sfsa_params
@@ -81,8 +82,13 @@ def block_lif_params(*, n, p, T, n_in, theta, beta, frac):
 
 class _Gather(wiring.Component):
     """``n/p`` beats of ``p`` spikes -> one beat of ``n`` spikes (``first`` from the first
-    beat, ``last`` from the last); a second register lets the next vector gather while the
-    previous one waits."""
+    beat, ``last`` from the last).
+
+    The beats shift into one register that is the output itself: a whole vector is offered
+    on ``o`` straight from it, and the first beat of the next vector may shift in at the edge
+    the vector is taken. So every bit loads on the accept alone, one LUT of flip-flops
+    (``i.valid``, ``full`` and the consumer's ``o.ready``, a flip-flop of the skid buffer that
+    follows), kept in one copy per 16 bits."""
 
     def __init__(self, n, p, fields):
         self.n, self.p, self.fields = n, p, fields
@@ -102,21 +108,25 @@ class _Gather(wiring.Component):
         g = Signal(range(G))
         full = Signal()
         b_first, b_last = Signal(), Signal()
-        move = Signal()
-        m.d.comb += move.eq(full & (~self.o.valid | self.o.ready))
-        m.d.comb += self.i.ready.eq(~full | move)
+        m.d.comb += [self.o.valid.eq(full),
+                     Value.cast(self.o.payload).eq(Cat(buf, b_first, b_last)),
+                     self.i.ready.eq(~full | self.o.ready)]
+
+        # The accept drives every bit of `buf`: one copy of it per 16 bits.
+        shifted = Cat(buf[p:], Value.cast(self.i.payload.q)) if G > 1 \
+            else Value.cast(self.i.payload.q)
+        takes = replicated_logic(m, platform, lambda v, f, r: v & (~f | r),
+                                 [self.i.valid, full, self.o.ready], -(-n // 16), name="take")
+        for c, take in enumerate(takes):
+            with m.If(take):
+                m.d.sync += buf[16 * c:16 * (c + 1)].eq(shifted[16 * c:16 * (c + 1)])
 
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(move):
-            m.d.sync += [self.o.valid.eq(1), Value.cast(self.o.payload).eq(
-                Cat(buf, b_first, b_last)), full.eq(0)]
+            m.d.sync += full.eq(0)
         with m.If(self.i.valid & self.i.ready):
-            # A `first` beat always starts a vector, resynchronising a malformed stream.
+            # After the G beats of a vector the first is at the bottom. A `first` beat always
+            # starts a vector, resynchronising a malformed stream.
             here = Mux(self.i.payload.first, 0, g)
-            for gi in range(G):
-                with m.If(here == gi):
-                    m.d.sync += buf[gi * p:(gi + 1) * p].eq(Value.cast(self.i.payload.q))
             with m.If(here == 0):
                 m.d.sync += b_first.eq(self.i.payload.first)
             with m.If(here == G - 1):

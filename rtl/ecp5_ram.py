@@ -14,7 +14,8 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PipelinedRAM", "dp16kd_tiling", "dp16kd_initvals", "replicated_register"]
+__all__ = ["PipelinedRAM", "dp16kd_tiling", "dp16kd_initvals", "replicated_logic",
+           "replicated_register"]
 
 # DP16KD data widths up to 18 bits (true dual-port modes) and the address bits they leave:
 # width -> (words, low address bits unused).
@@ -114,6 +115,34 @@ def replicated_register(m, platform, d, copies, *, name, enable=C(1), init=0):
             with m.If(enable):
                 m.d.sync += q.eq(d)
     return regs
+
+
+def replicated_logic(m, platform, fn, inputs, copies, *, name):
+    """``copies`` 1-bit signals that each equal ``fn(*inputs)`` (up to four 1-bit inputs,
+    ``fn`` built from ``&``, ``|``, ``^`` and ``~``); returns them as a list.
+
+    Synthesis merges identical logic, so a high-fanout control signal computed once reaches
+    all its loads through one long net. Each copy drives a group of the loads instead. On
+    ECP5 every copy is a ``LUT4`` instance, which Yosys does not merge; elsewhere the copies
+    are ordinary combinational signals.
+    """
+    if not 1 <= len(inputs) <= 4:
+        raise ValueError(f"replicated_logic takes 1..4 inputs, not {len(inputs)}")
+    outs = [Signal(name=f"{name}_{k}") for k in range(copies)]
+    if _is_ecp5(platform):
+        init = 0
+        for idx in range(16):
+            bits = [(idx >> b) & 1 for b in range(len(inputs))]
+            init |= (fn(*bits) & 1) << idx if not idx >> len(inputs) else 0
+        pins = dict(zip("ABCD", inputs))
+        for k, z in enumerate(outs):
+            m.submodules[f"{name}_lut{k}"] = Instance(
+                "LUT4", a_keep=1, p_INIT=C(init, 16),
+                **{f"i_{pin}": pins.get(pin, C(0, 1)) for pin in "ABCD"}, o_Z=z)
+    else:
+        for z in outs:
+            m.d.comb += z.eq(fn(*inputs))
+    return outs
 
 
 class PipelinedRAM(wiring.Component):

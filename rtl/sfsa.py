@@ -7,6 +7,7 @@ from numbers import Integral
 
 from amaranth.hdl import *
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -154,8 +155,11 @@ class SFSA(wiring.Component):
     ``d``-bit AND and popcount in parallel). Step ``(i, t)`` leaves :attr:`latency` = 9 cycles
     after its last key cycle (cache address, cache output register, AND, slice popcounts,
     group sums, score and state read, leak, attention spike and write-back, accumulation,
-    output neurons). The pipeline stalls as a whole while ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``; ``i.ready``
-    depends on neither ``i.valid`` nor the payload.
+    output neurons). The pipeline never stalls: a beat the output cannot take waits in a queue
+    of :attr:`capacity` - 1 beats, and ``i.ready`` is withheld while :attr:`capacity` steps are
+    accepted and not yet delivered (credits), so backpressure on ``o`` reaches ``i`` only
+    through that count. ``o.valid`` never depends on ``o.ready``; ``i.ready`` depends on
+    neither ``i.valid`` nor the payload, nor on ``o.ready`` in the same cycle.
 
     Reset: the first beat after reset starts a sequence whether or not ``first`` is set. The
     memories need no clearing: nothing outside the current sequence's window is ever read.
@@ -165,6 +169,10 @@ class SFSA(wiring.Component):
     latency = 9
     #: Minimum cycles per step: a pair's membrane is written back 2 cycles after it is read.
     hazard_window = 2
+    #: Steps held at most between acceptance and delivery (in the pipeline, the output
+    #: queue and the output register). At full throughput at most 6 are, so the credits never
+    #: hold a step back unless ``o`` does.
+    capacity = 9
 
     def __init__(self, **params):
         params = check_sfsa_params(**params)
@@ -198,18 +206,14 @@ class SFSA(wiring.Component):
         pair = data.StructLayout({"u": signed(aw), "a": 1})
         m.submodules.mem = mem = Memory(shape=pair, depth=L, init=[])
         mem_wr = mem.write_port()
-        mem_rd = mem.read_port(transparent_for=(mem_wr,))
+        mem_rd = mem.read_port(domain="comb")
 
-        advance = Signal()
-        m.d.comb += advance.eq(~self.o.valid | self.o.ready)
-        m.d.comb += [kv.ce.eq(advance),
-                     kv.w_en.eq(pend.en), kv.w_addr.eq(pend.addr), kv.w_data.eq(pend.data)]
+        m.d.comb += [kv.w_en.eq(pend.en), kv.w_addr.eq(pend.addr), kv.w_data.eq(pend.data)]
         hit1, hit2 = Signal(), Signal()
         byp1, byp2 = Signal(2 * d), Signal(2 * d)
-        with m.If(advance):
-            m.d.sync += [pend.eq(kv_wr),
-                         hit1.eq(pend.en & (pend.addr == kv.r_addr)), byp1.eq(pend.data),
-                         hit2.eq(hit1), byp2.eq(byp1)]
+        m.d.sync += [pend.eq(kv_wr),
+                     hit1.eq(pend.en & (pend.addr == kv.r_addr)), byp1.eq(pend.data),
+                     hit2.eq(hit1), byp2.eq(byp1)]
         kv_data = Signal(2 * d)
         m.d.comb += kv_data.eq(Mux(hit2, byp2, kv.r_data))
 
@@ -245,9 +249,27 @@ class SFSA(wiring.Component):
         last_issue = Signal()
         cnt_is_1 = Signal()      # cnt == 1, kept in a register of its own (beat_cnt >= H > 1)
         m.d.comb += last_issue.eq(busy & cnt_is_1)
-        m.d.comb += self.i.ready.eq(advance & (~busy | last_issue))
+        # Credits: a step is accepted only while the output side can hold every step in
+        # flight (accepted and not yet delivered: `issued - done`), so the pipeline never has
+        # to stop. `room` is a register that leaves out this cycle's accept: in the cycle
+        # after an accept `i.ready` is low anyway (the step is busy for >= H > 1 cycles), and
+        # otherwise it is exact. So i.ready comes from flip-flops, and the accept only
+        # enables the `issued` counter.
+        cap = self.capacity
+        wrap = 1 << cap.bit_length()
+        issued = Signal(range(wrap))
+        done = Signal(range(wrap))
+        room = Signal(init=1)
+        m.d.comb += self.i.ready.eq(room & (~busy | last_issue))
         accept = Signal()
         m.d.comb += accept.eq(self.i.valid & self.i.ready)
+        delivered = Signal()
+        m.d.comb += delivered.eq(self.o.valid & self.o.ready)
+        with m.If(accept):
+            m.d.sync += issued.eq(issued + 1)
+        with m.If(delivered):
+            m.d.sync += done.eq(done + 1)
+        m.d.sync += room.eq((issued - done - delivered)[:len(issued)] < cap)
 
         key = Signal()
         slot = Signal(range(L))
@@ -258,7 +280,7 @@ class SFSA(wiring.Component):
         if self.strict:
             # K_i,t joins the cache after its own step has read the window (the slot it takes
             # holds K_{i-L},t, read in that same cycle as the old value).
-            m.d.comb += [kv_wr.en.eq(advance & last_issue),
+            m.d.comb += [kv_wr.en.eq(last_issue),
                          kv_wr.addr.eq(base + cur.wslot), kv_wr.data.eq(cur.kv)]
         else:
             # K_i,t joins before its step reads the window; a previous step still reading the
@@ -277,124 +299,135 @@ class SFSA(wiring.Component):
             return [getattr(dst, f).eq(getattr(src, f)) for f in flags]
 
         p0 = stage("p0", q=d)
-        with m.If(advance):
-            m.d.sync += [p0.valid.eq(key | (last_issue & (n == 0))), p0.key.eq(key),
-                         p0.end.eq(last_issue), p0.slot.eq(slot), p0.q.eq(cur.q),
-                         p0.fresh.eq(cur.fresh), p0.first.eq(cur.first), p0.last.eq(cur.last)]
-            with m.If(busy):
-                m.d.sync += [cnt.eq(cnt - 1), cnt_is_1.eq(cnt == 2)]
-                with m.If(last_issue):
-                    m.d.sync += busy.eq(0)
-            with m.If(accept):
-                m.d.sync += [
-                    busy.eq(1), n.eq(beat_n), cnt.eq(beat_cnt), cnt_is_1.eq(0),
-                    base.eq(base_of[beat_t]),
-                    cur.q.eq(self.i.payload.q), cur.fresh.eq(beat_t == 0),
-                    cur.first.eq(self.i.payload.first), cur.last.eq(self.i.payload.last),
-                    cur.wslot.eq(beat_slot), cur.kv.eq(payload_kv),
-                    start_next.eq(0),
-                ]
-                with m.If(beat_t == T - 1):
-                    m.d.sync += [t_next.eq(0),
-                                 slot_next.eq(Mux(beat_slot == L - 1, 0, beat_slot + 1)),
-                                 pos_next.eq(Mux(beat_pos == L, L, beat_pos + 1))]
-                with m.Else():
-                    m.d.sync += [t_next.eq(beat_t + 1), slot_next.eq(beat_slot),
-                                 pos_next.eq(beat_pos)]
+        m.d.sync += [p0.valid.eq(key | (last_issue & (n == 0))), p0.key.eq(key),
+                     p0.end.eq(last_issue), p0.slot.eq(slot), p0.q.eq(cur.q),
+                     p0.fresh.eq(cur.fresh), p0.first.eq(cur.first), p0.last.eq(cur.last)]
+        with m.If(busy):
+            m.d.sync += [cnt.eq(cnt - 1), cnt_is_1.eq(cnt == 2)]
+            with m.If(last_issue):
+                m.d.sync += busy.eq(0)
+        with m.If(accept):
+            m.d.sync += [
+                busy.eq(1), n.eq(beat_n), cnt.eq(beat_cnt), cnt_is_1.eq(0),
+                base.eq(base_of[beat_t]),
+                cur.q.eq(self.i.payload.q), cur.fresh.eq(beat_t == 0),
+                cur.first.eq(self.i.payload.first), cur.last.eq(self.i.payload.last),
+                cur.wslot.eq(beat_slot), cur.kv.eq(payload_kv),
+                start_next.eq(0),
+            ]
+            with m.If(beat_t == T - 1):
+                m.d.sync += [t_next.eq(0),
+                             slot_next.eq(Mux(beat_slot == L - 1, 0, beat_slot + 1)),
+                             pos_next.eq(Mux(beat_pos == L, L, beat_pos + 1))]
+            with m.Else():
+                m.d.sync += [t_next.eq(beat_t + 1), slot_next.eq(beat_slot),
+                             pos_next.eq(beat_pos)]
 
         # p0: the cache's address register holds the read.
         p1 = stage("p1", q=d)
-        with m.If(advance):
-            m.d.sync += follow(p1, p0) + [p1.q.eq(p0.q)]
+        m.d.sync += follow(p1, p0) + [p1.q.eq(p0.q)]
 
         # p1: the key and value arrive from the cache's output register.
         p2 = stage("p2", qk=d, v=d)
-        with m.If(advance):
-            m.d.sync += follow(p2, p1) + [p2.qk.eq(p1.q & kv_data[:d]),
-                                          p2.v.eq(Mux(p1.key, kv_data[d:], 0))]
+        m.d.sync += follow(p2, p1) + [p2.qk.eq(p1.q & kv_data[:d]),
+                                      p2.v.eq(Mux(p1.key, kv_data[d:], 0))]
 
         # p2: popcounts of 8-bit slices of Q AND K.
         slices = [p2.qk[j:j + 8] for j in range(0, d, 8)]
         ps = stage("ps", parts=data.ArrayLayout(4, len(slices)), v=d)
-        with m.If(advance):
-            m.d.sync += follow(ps, p2) + [ps.v.eq(p2.v)]
-            for j, part in enumerate(slices):
-                m.d.sync += ps.parts[j].eq(popcount(part))
+        m.d.sync += follow(ps, p2) + [ps.v.eq(p2.v)]
+        for j, part in enumerate(slices):
+            m.d.sync += ps.parts[j].eq(popcount(part))
 
         # ps: sums of up to four slice counts each (the score's first two adder levels). The
-        # pair's state is read here, so that it is written back (p4) two cycles after it is
-        # read.
+        # pair's state is read here (distributed RAM, read without a clock) into a register
+        # of p3; it is written back from p5's registers, three cycles after the read. Steps
+        # use a slot at most every H = 2 cycles, so two writes can be missed by a read:
+        # the one made at this very edge (three cycles ahead), taken here from the write
+        # port, and the one from the step now in p4 (two cycles ahead), taken in p3 from p5
+        # (`hit`), where that step has gone.
         groups = [list(range(len(slices)))[j:j + 4] for j in range(0, len(slices), 4)]
         p3 = stage("p3", sums=data.ArrayLayout(6, len(groups)), v=d)
-        m.d.comb += [mem_rd.en.eq(advance), mem_rd.addr.eq(ps.slot)]
-        with m.If(advance):
-            m.d.sync += follow(p3, ps) + [p3.v.eq(ps.v)]
-            for g, group in enumerate(groups):
-                m.d.sync += p3.sums[g].eq(_tree_sum([ps.parts[j] for j in group]))
+        read, hit = Signal(pair), Signal()
+        p4 = stage("p4", score=range(d + 1), upart=signed(aw + 1), umt=signed(aw + 2), v=d)
+        m.d.comb += mem_rd.addr.eq(ps.slot)
+        m.d.sync += [read.eq(Mux(mem_wr.en & (mem_wr.addr == ps.slot), mem_wr.data,
+                                 mem_rd.data)),
+                     hit.eq(p4.valid & p4.key & (p4.slot == ps.slot))]
+        m.d.sync += follow(p3, ps) + [p3.v.eq(ps.v)]
+        for g, group in enumerate(groups):
+            m.d.sync += p3.sums[g].eq(_tree_sum([ps.parts[j] for j in group]))
 
         # p3: the score; leak and reset of the pair's membrane (zero at t = 0), and the same
         # minus theta, so that p4 fires on a sign instead of a second comparison.
-        # Each is one adder after the leak: the block-RAM output leaves little time.
-        prev = mem_rd.data
+        # Each is one adder after the leak.
+        prev = Signal(pair)
+        p5 = stage("p5", a=1, u=signed(aw), v=d)
+        m.d.comb += prev.eq(Mux(hit, Cat(p5.u, p5.a), read))
         leak = _leak(self.attn_beta, prev.u, F)
         theta = self.attn_theta
         upart = Mux(p3.fresh, 0, leak + Mux(prev.a, -theta, 0))
         umt = Mux(p3.fresh, -theta, leak + Mux(prev.a, -2 * theta, -theta))
-        p4 = stage("p4", score=range(d + 1), upart=signed(aw + 1), umt=signed(aw + 2), v=d)
-        with m.If(advance):
-            m.d.sync += follow(p4, p3) + [
-                p4.score.eq(_tree_sum([p3.sums[g] for g in range(len(groups))])),
-                p4.upart.eq(upart), p4.umt.eq(umt), p4.v.eq(p3.v)]
+        m.d.sync += follow(p4, p3) + [
+            p4.score.eq(_tree_sum([p3.sums[g] for g in range(len(groups))])),
+            p4.upart.eq(upart), p4.umt.eq(umt), p4.v.eq(p3.v)]
 
-        # p4: the attention spike and its write-back (rewriting it while stalled is harmless).
+        # p4: the attention spike (written back from p5).
         u = Signal(signed(aw + 2))
         a = Signal()
         m.d.comb += [u.eq(p4.upart + p4.score), a.eq(p4.key & (p4.umt + p4.score >= 0))]
-        m.d.comb += [mem_wr.en.eq(p4.valid & p4.key), mem_wr.addr.eq(p4.slot),
-                     mem_wr.data.u.eq(u), mem_wr.data.a.eq(a)]
-        p5 = stage("p5", a=1, v=d)
-        with m.If(advance):
-            m.d.sync += follow(p5, p4) + [p5.a.eq(a), p5.v.eq(p4.v)]
+        m.d.sync += follow(p5, p4) + [p5.a.eq(a), p5.u.eq(u), p5.v.eq(p4.v)]
+        m.d.comb += [mem_wr.en.eq(p5.valid & p5.key), mem_wr.addr.eq(p5.slot),
+                     mem_wr.data.u.eq(p5.u), mem_wr.data.a.eq(p5.a)]
 
         # p5: O accumulated over the window; the step's total goes on at its last key. The
-        # attention spike and `end` reach every column: one copy of each per 8 columns.
-        p5_a = replicated_register(m, platform, a, -(-d // 8), name="p5_a", enable=advance)
-        p5_end = replicated_register(m, platform, p4.end, -(-d // 8), name="p5_end",
-                                     enable=advance)
+        # attention spike and `end` reach every column: one copy of each per 8 columns. No
+        # enable: outside a step's keys the spike is 0 (it needs `key`), and `end` comes only
+        # with a valid beat, so the sum holds between keys by itself.
+        p5_a = replicated_register(m, platform, a, -(-d // 8), name="p5_a")
+        p5_end = replicated_register(m, platform, p4.end, -(-d // 8), name="p5_end")
         acc = Signal(data.ArrayLayout(cw, d))
         p6 = Signal(data.StructLayout({"valid": 1, "o": data.ArrayLayout(cw, d), "first": 1,
                                        "last": 1}))
-        with m.If(advance):
-            m.d.sync += p6.valid.eq(p5.valid & p5.end)
-            with m.If(p5.valid):
-                for c in range(d):
-                    total = acc[c] + (p5_a[c // 8] & p5.v[c])
-                    m.d.sync += [acc[c].eq(Mux(p5_end[c // 8], 0, total)), p6.o[c].eq(total)]
-                m.d.sync += [p6.first.eq(p5.first), p6.last.eq(p5.last)]
+        m.d.sync += [p6.valid.eq(p5.valid & p5.end), p6.first.eq(p5.first),
+                     p6.last.eq(p5.last)]
+        for c in range(d):
+            total = acc[c] + (p5_a[c // 8] & p5.v[c])
+            m.d.sync += [acc[c].eq(Mux(p5_end[c // 8], 0, total)), p6.o[c].eq(total)]
 
-        # p6: the output neurons. Their state changes at most once per step (>= H advancing
-        # cycles apart), so leak, reset and the step's `fresh` choice are precomputed into
-        # registers of their own, loaded with p6 (from p5's `fresh`, one copy per 8 neurons):
-        # the output adders start from flip-flops.
+        # p6: the output neurons. Their state changes at most once per step (>= H cycles
+        # apart), so leak, reset and the step's `fresh` choice are precomputed into registers
+        # of their own, loaded every cycle (from copies of p5's `fresh`, one per 8 neurons):
+        # the output adders start from flip-flops. The state loads on copies of p6's `valid`.
         mo = Signal(data.ArrayLayout(signed(ow), d))
         so = Signal(d)
         opart = Signal(data.ArrayLayout(signed(ow + 1), d))
         omt = Signal(data.ArrayLayout(signed(ow + 2), d))
-        fresh = replicated_register(m, platform, p4.fresh, -(-d // 8), name="p5_fresh",
-                                    enable=advance)
-        with m.If(advance):
-            for c in range(d):
-                leak = _leak(self.out_beta, mo[c], F)
-                f = fresh[c // 8]
-                m.d.sync += [
-                    opart[c].eq(Mux(f, 0, leak + Mux(so[c], -self.out_theta, 0))),
-                    omt[c].eq(Mux(f, -self.out_theta,
-                                  leak + Mux(so[c], -2 * self.out_theta, -self.out_theta)))]
-            m.d.sync += self.o.valid.eq(p6.valid)
-            with m.If(p6.valid):
-                m.d.sync += [self.o.payload.first.eq(p6.first), self.o.payload.last.eq(p6.last)]
-                for c in range(d):
-                    spike = omt[c] + p6.o[c] >= 0
-                    m.d.sync += [mo[c].eq(opart[c] + p6.o[c]), so[c].eq(spike),
-                                 self.o.payload.s[c].eq(spike)]
+        fresh = replicated_register(m, platform, p4.fresh, -(-d // 8), name="p5_fresh")
+        p6_valid = replicated_register(m, platform, p5.valid & p5.end, -(-d // 8),
+                                       name="p6_valid")
+        spike = Signal(d)
+        for c in range(d):
+            leak = _leak(self.out_beta, mo[c], F)
+            f = fresh[c // 8]
+            m.d.sync += [
+                opart[c].eq(Mux(f, 0, leak + Mux(so[c], -self.out_theta, 0))),
+                omt[c].eq(Mux(f, -self.out_theta,
+                              leak + Mux(so[c], -2 * self.out_theta, -self.out_theta)))]
+            m.d.comb += spike[c].eq(omt[c] + p6.o[c] >= 0)
+            with m.If(p6_valid[c // 8]):
+                m.d.sync += [mo[c].eq(opart[c] + p6.o[c]), so[c].eq(spike[c])]
+
+        # Output: the beat goes straight to the output register when that is free and
+        # nothing is queued before it, into the queue otherwise; the credits above keep the
+        # queue from ever being full when a beat arrives.
+        m.submodules.obuf = obuf = SyncFIFO(width=d + 2, depth=self.capacity - 1)
+        beat = Cat(spike, p6.first, p6.last)
+        take = Signal()
+        m.d.comb += [take.eq(~self.o.valid | self.o.ready),
+                     obuf.w_data.eq(beat), obuf.w_en.eq(p6.valid & (obuf.r_rdy | ~take)),
+                     obuf.r_en.eq(take)]
+        with m.If(take):
+            m.d.sync += [self.o.valid.eq(obuf.r_rdy | p6.valid),
+                         Value.cast(self.o.payload).eq(Mux(obuf.r_rdy, obuf.r_data, beat))]
         return m

@@ -903,9 +903,10 @@ def _gather_weight(core, payload, probe):
 
 def _gather_invariants(core, probe):
     G = core.n // core.p
-    return [(f"pipeline: vectors inside == o.valid + a full buffer (n/p={G} beats gathered), "
+    return [(f"pipeline: vectors inside == a full buffer, which is o (n/p={G} beats gathered), "
              "the buffer's beat count is the contract's",
-             (probe.inflight == core.o.valid.as_unsigned() + probe("full").as_unsigned())
+             (probe.inflight == probe("full").as_unsigned())
+             & (core.o.valid == probe("full"))
              & (probe("g") == probe._vectors["gather_g"]))]
 
 
@@ -913,7 +914,7 @@ def _gather_invariants(core, probe):
 #: on its own entry).
 _GATHER = FormalSpec(mode="prove", depth=6, weights={"i": _gather_weight, "o": 1},
                      weights_note=" (n/p input beats, restarted by first, make one output)",
-                     bound=lambda core: 2, invariants=_gather_invariants)
+                     bound=lambda core: 1, invariants=_gather_invariants)
 
 
 #: Core name -> what to prove. Adding a core is one entry. Parameter sets are small: the
@@ -958,7 +959,7 @@ FORMAL: dict[str, FormalSpec] = {
                 "attn_beta": 2, "out_beta": 2},
                {"d": 1, "L": 2, "T": 1, "strict": True, "frac": 2, "attn_theta": 1,
                 "out_theta": 1, "attn_beta": 2, "out_beta": 2}],
-        mode="bmc", depth=14, bound=lambda core: -(-core.latency // core.hazard_window) + 1,
+        mode="bmc", depth=14, bound=lambda core: core.capacity,
         invariants=_sfsa_invariants),
     "lut_attention": FormalSpec(
         # w_width 3: no 2-bit signed output field that is not a ternary value.

@@ -205,19 +205,45 @@ def check_router(router):
     return router
 
 
-def nextpnr_options(seed=0, router=None) -> list:
+#: Settings of nextpnr-ecp5's analytic (HeAP) placer ``build_design`` accepts, each an integer
+#: ``--placer-heap-NAME`` option: how much the placer weighs timing against wire length
+#: (nextpnr's default 10) and the exponent of a path's criticality in that weight (default 2).
+PLACER_OPTIONS = ("timingweight", "critexp")
+
+
+def check_placer(placer):
+    """``placer`` as a dict of :data:`PLACER_OPTIONS` to positive integers (``None``: ``{}``),
+    else ``ValueError``/``TypeError`` naming the bad entry."""
+    if placer is None:
+        return {}
+    if not isinstance(placer, dict):
+        raise TypeError(f"placer options must be a dict, not {placer!r}")
+    for name, value in placer.items():
+        if name not in PLACER_OPTIONS:
+            raise ValueError(f"unknown placer option {name!r}: choose from "
+                             f"{', '.join(PLACER_OPTIONS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            raise ValueError(f"placer option {name!r} must be an integer in 1..1000, "
+                             f"not {value!r}")
+    return dict(placer)
+
+
+def nextpnr_options(seed=0, router=None, placer=None) -> list:
     """The options the flow adds to nextpnr-ecp5: its JSON report, a report even when timing
-    fails (the report decides), the placer seed and, if given, the router."""
+    fails (the report decides), the placer seed and, if given, the router and placer
+    settings (:func:`check_placer`)."""
     _check_seed(seed)
     opts = ["--report", NEXTPNR_REPORT, "--timing-allow-fail", "--seed", str(seed)]
     if check_router(router) is not None:
         opts += ["--router", router]
+    for name, value in sorted(check_placer(placer).items()):
+        opts += [f"--placer-heap-{name}", str(value)]
     return opts
 
 
 def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_dir,
-                 seed=0, target_mhz=None, speed=None, router=None, global_reset=False,
-                 progress=print) -> dict:
+                 seed=0, target_mhz=None, speed=None, router=None, placer=None,
+                 global_reset=False, progress=print) -> dict:
     """Place and route ``core`` inside :class:`BenchTop` for ``board``; write ``OUT/report.json``.
 
     Parameters
@@ -240,6 +266,9 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
     router : str or None
         nextpnr's router, ``"router1"`` or ``"router2"``; ``None`` = nextpnr's default
         (router1). router2 routes large, congested designs that router1 gives up on.
+    placer : dict or None
+        Settings of nextpnr's placer (:data:`PLACER_OPTIONS`), e.g.
+        ``{"timingweight": 30, "critexp": 4}`` to weigh timing more; ``None`` = nextpnr's.
     global_reset : bool
         Carry the synchronous reset on a global network (:class:`ECP5PLL`'s
         ``global_reset``) instead of the fabric: for designs with tens of thousands of
@@ -256,7 +285,7 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
         raise TypeError(f"build params must be a dict or None, not {params!r}")
     out = Path(out_dir)
     report_path = out / "report.json"
-    nextpnr_opts = nextpnr_options(seed, router)
+    nextpnr_opts = nextpnr_options(seed, router, placer)
     plan, target, grade, target_mhz, pll = _prepare(core, board, seed, target_mhz, speed,
                                                     nextpnr_opts, global_reset)
     tag = f"[{design} @ {target.name}]"
@@ -312,6 +341,7 @@ def build_design(core, *, board=DEFAULT_BOARD, design="core", params=None, out_d
         "params": params or {},
         "seed": seed,
         "router": router or "router1",
+        "placer": check_placer(placer),
         "global_reset": global_reset,
         "resources": resources,
         "utilization": util,

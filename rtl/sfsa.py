@@ -193,13 +193,13 @@ class SFSA(wiring.Component):
         aw, ow = self.attn_width, self.out_width
         cw = L.bit_length()          # counts 0..L
 
-        # The KV cache reads through the block RAM's own output register (read latency 2),
-        # and the pipeline's stall is the RAM's clock enable. A key overwritten in the cycle it
-        # is read must still be read as the old one (the sliding window relies on it, see the
-        # write timing below), but the block RAM leaves a read and a write of one address at
-        # one edge undefined. So every write is held in `pend` and made one enabled edge
-        # later, and a read at that edge of that address takes `pend`'s data instead of the
-        # RAM's: a read sees exactly the writes made before its own edge.
+        # The KV cache reads through the block RAM's own output register (read latency 2). A
+        # key overwritten in the cycle it is read must still be read as the old one (the
+        # sliding window relies on it, see the write timing below), but the block RAM leaves a
+        # read and a write of one address at one edge undefined. So every write is held in
+        # `pend` and made one edge later, and a read at that edge of that address takes
+        # `pend`'s data instead of the RAM's: a read sees exactly the writes made before its
+        # own edge.
         m.submodules.kv = kv = PipelinedRAM(width=2 * d, depth=max(L * T, 2))
         kv_wr = Signal(data.StructLayout({"en": 1, "addr": range(L * T), "data": 2 * d}))
         pend = Signal.like(kv_wr)

@@ -80,13 +80,16 @@ def bench_build(spec, overrides, grade, results, out_root):
     router = spec.router_for(grade)
     if router:
         entry["router"] = router
+    if spec.build_placer:
+        entry["placer"] = dict(spec.build_placer)
     if spec.build_global_reset:
         entry["global_reset"] = True
     t0 = time.monotonic()
     try:
         rep = build_design(spec.build(**params), board=DEVICE_BOARD, design=spec.name, params=params,
                            out_dir=out, seed=1, speed=str(grade), target_mhz=spec.build_target_mhz,
-                           router=router, global_reset=spec.build_global_reset,
+                           router=router, placer=spec.build_placer,
+                           global_reset=spec.build_global_reset,
                            progress=lambda m: print(f"    {m}", flush=True))
         entry.update(resources=rep["resources"], fmax_mhz=rep["fmax_mhz"], target_mhz=rep["target_mhz"],
                      timing_met=rep["timing_met"], device=rep["device"])
@@ -196,7 +199,7 @@ def render(results) -> str:
              "the bench stimulus has vectors of random length, so some beats are part empty.",
              "nextpnr's default router (router1) unless the parameters say `router=router2`;",
              "the reset routed through the fabric unless they say `global_reset` (a global",
-             "network, `docs/build.md`).", ""]
+             "network, `docs/build.md`); nextpnr's placer settings unless they say `placer`.", ""]
     builds = [r for r in results if r["kind"] == "build"]
     if builds:
         lines += ["## Resources and Fmax", "",
@@ -208,6 +211,8 @@ def render(results) -> str:
                 p += f", router={r['router']}"
             if r.get("global_reset"):
                 p += ", global_reset"
+            if r.get("placer"):
+                p += ", placer " + " ".join(f"{k}={v}" for k, v in sorted(r["placer"].items()))
             if "error" in r:
                 lines.append(f"| {r['core']} | {p} | {r['grade']} | build failed: {r['error']} |||||||")
                 continue

@@ -153,6 +153,7 @@ def cmd_build(args):
                               target_mhz=(args.target_mhz if args.target_mhz is not None
                                           else spec.build_target_mhz),
                               router=args.router or spec.router_for(target.speed),
+                              placer=spec.build_placer,
                               global_reset=spec.build_global_reset,
                               progress=lambda m: print(m, flush=True))
     except BuildError as exc:

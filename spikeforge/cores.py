@@ -52,6 +52,9 @@ class CoreSpec:
     # or a dict {speed grade: router} (e.g. {"8": "router2"}) for some grades only; None (or a
     # grade absent from the dict) = nextpnr's default (router1). See `router_for`.
     build_router: str | dict | None = None
+    # nextpnr placer settings for `spikeforge build` and the benchmark builds, e.g.
+    # {"timingweight": 30, "critexp": 4} (see `boards.build.PLACER_OPTIONS`); None = nextpnr's.
+    build_placer: dict | None = None
     # Carry the reset on a global network in `spikeforge build` and the benchmark builds
     # (`ECP5PLL(global_reset=True)`): for designs too large for a fabric-routed reset.
     build_global_reset: bool = False

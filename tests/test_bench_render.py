@@ -35,6 +35,9 @@ def test_render_build_rows_name_router_and_global_reset():
     row = {"core": "lm", "kind": "build", "params": {"ctx": 16}, "grade": 6,
            "resources": {"LUT4": 10, "FF": 20, "EBR": 3, "DSP": 0}, "fmax_mhz": {"sync": 101.5},
            "target_mhz": 100.0, "timing_met": True}
-    text = render([row, {**row, "router": "router2", "global_reset": True}])
+    text = render([row, {**row, "router": "router2", "global_reset": True},
+                   {**row, "placer": {"timingweight": 30, "critexp": 4}}])
     assert "| lm | ctx=16 | 6 | 10 | 20 | 3 | 0 | 101.5 |" in text
     assert "| lm | ctx=16, router=router2, global_reset | 6 | 10 | 20 | 3 | 0 | 101.5 |" in text
+    assert "| lm | ctx=16, placer critexp=4 timingweight=30 | 6 | 10 | 20 | 3 | 0 | 101.5 |" \
+        in text

@@ -379,6 +379,23 @@ def test_nextpnr_options():
     assert build_mod.nextpnr_options(3) == base
     assert build_mod.nextpnr_options(3, "router2") == base + ["--router", "router2"]
     assert build_mod.nextpnr_options(3, "router1") == base + ["--router", "router1"]
+    assert build_mod.nextpnr_options(3, None, {"timingweight": 30, "critexp": 4}) == base + [
+        "--placer-heap-critexp", "4", "--placer-heap-timingweight", "30"]
+
+
+@pytest.mark.parametrize("placer, exc, message", [
+    ({"alpha": 1}, ValueError, r"^unknown placer option 'alpha': choose from timingweight, "
+                               r"critexp$"),
+    ({"critexp": 0}, ValueError, r"^placer option 'critexp' must be an integer in 1..1000, "
+                                 r"not 0$"),
+    ({"timingweight": 2.5}, ValueError, r"^placer option 'timingweight' must be an integer in "
+                                        r"1..1000, not 2.5$"),
+    ([("critexp", 4)], TypeError, r"^placer options must be a dict, not "),
+])
+def test_build_wrong_placer(tmp_path, placer, exc, message):
+    with pytest.raises(exc, match=message):
+        build_design(Adder(), out_dir=tmp_path, placer=placer)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_build_wrong_router(tmp_path):

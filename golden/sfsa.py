@@ -15,7 +15,7 @@ __all__ = ["sfsa", "sfsa_positions", "sfsa_step_cycles", "sfsa_token_cycles",
            "sfsa_schedule", "SFSA_LATENCY", "SFSA_HAZARD"]
 
 #: Cycles from the last key cycle of a step to its output beat (full throughput).
-SFSA_LATENCY = 9
+SFSA_LATENCY = 10
 #: Minimum cycles per step.
 SFSA_HAZARD = 2
 

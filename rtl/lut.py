@@ -293,7 +293,7 @@ class RowMemory:
         if self.registered or self.distributed:
             # Registered like a shared-address write, one copy of the strobe and the address
             # per column; the data register loads every cycle.
-            w_data = Signal(sum(self.cols), name=f"{self.name}_wdata")
+            w_data = Signal(sum(self.cols), name=f"{self.name}_wdata", reset_less=True)
             m.d.sync += w_data.eq(data)
             n = len(self.cols)
             pend = replicated_register(m, self.platform, en, n, name=f"{self.name}_wpend_r")
@@ -308,7 +308,7 @@ class RowMemory:
                 lo += w
             return
         if self.shared:
-            w_data = Signal(sum(self.cols), name=f"{self.name}_wdata")
+            w_data = Signal(sum(self.cols), name=f"{self.name}_wdata", reset_less=True)
             # The data register loads every cycle (no enable on a row-wide register): the
             # write lands from it in the cycle after `en`, with the data of `en`'s cycle.
             m.d.sync += [self.w_pend.eq(en), w_data.eq(data)]

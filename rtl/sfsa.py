@@ -152,13 +152,13 @@ class SFSA(wiring.Component):
     back 2 cycles after it is read) and the next step is accepted in the last of them. At full
     throughput a token at position ``i`` therefore costs ``T * max(n_i, 2)`` cycles with
     ``n_i = min(i+1, L)`` (strict: ``min(i, L)``); ``d`` does not enter (one key per cycle, the
-    ``d``-bit AND and popcount in parallel). Step ``(i, t)`` leaves :attr:`latency` = 9 cycles
+    ``d``-bit AND and popcount in parallel). Step ``(i, t)`` leaves :attr:`latency` = 10 cycles
     after its last key cycle (cache address, cache output register, AND, slice popcounts,
-    group sums, score and state read, leak, attention spike and write-back, accumulation,
-    output neurons). The pipeline never stalls: a beat the output cannot take waits in a queue
-    of :attr:`capacity` - 1 beats, and ``i.ready`` is withheld while :attr:`capacity` steps are
-    accepted and not yet delivered (credits), so backpressure on ``o`` reaches ``i`` only
-    through that count. ``o.valid`` never depends on ``o.ready``; ``i.ready`` depends on
+    group sums, score and state read, leak, attention spike and write-back, the spike's fan-out
+    to the columns, accumulation, output neurons). The pipeline never stalls: a beat the output
+    cannot take waits in a queue of :attr:`capacity` - 1 beats, and ``i.ready`` is withheld
+    while :attr:`capacity` steps are accepted and not yet delivered (credits), so backpressure
+    on ``o`` reaches ``i`` only through that count. ``o.valid`` never depends on ``o.ready``; ``i.ready`` depends on
     neither ``i.valid`` nor the payload, nor on ``o.ready`` in the same cycle.
 
     Reset: the first beat after reset starts a sequence whether or not ``first`` is set. The
@@ -166,7 +166,7 @@ class SFSA(wiring.Component):
     """
 
     #: Cycles from the last key cycle of a step to its output beat being valid.
-    latency = 9
+    latency = 10
     #: Minimum cycles per step: a pair's membrane is written back 2 cycles after it is read.
     hazard_window = 2
     #: Steps held at most between acceptance and delivery (in the pipeline, the output
@@ -235,9 +235,34 @@ class SFSA(wiring.Component):
             cont_n, restart_n = pos_next, 0
         else:
             cont_n, restart_n = Mux(pos_next == L, L, pos_next + 1), 1
-        beat_n = Mux(restart, restart_n, cont_n)
-        beat_cnt = Mux(restart, max(restart_n, H), Mux(cont_n > H, cont_n, H))
         base_of = Array(C(t * L, range(L * T)) for t in range(T))
+        # For a beat that continues the sequence, its window length, issue count, first slot
+        # and first cache address are precomputed into registers from the registered position
+        # (valid from the cycle after an accept: two accepts are at least H cycles apart).
+        # The first slot and address are those of the first issue cycle, negative (wrapped)
+        # when the window is padded to H cycles: both count up once per cycle and reach slot 0
+        # on the window's first key.
+        raw = len(Signal(range(L * T)))
+        nxt_n = Signal(range(L + 1))
+        nxt_cnt = Signal(range(max(L, H) + 1))
+        nxt_slot = Signal(range(L))
+        nxt_addr = Signal(raw)
+        # The padding (min(n - H, 0), nonzero only near a sequence's start) is decoded from the
+        # position with comparisons to constants, so no adder feeds another.
+        nxt_pad = Signal(range(-H, 1))
+        m.d.comb += nxt_pad.eq(0)
+        for p in range(L + 1):
+            pad = min((p if self.strict else min(p + 1, L)) - H, 0)
+            if pad:
+                with m.If(pos_next == p):
+                    m.d.comb += nxt_pad.eq(pad)
+        m.d.sync += [nxt_n.eq(cont_n), nxt_cnt.eq(Mux(nxt_pad != 0, H, cont_n)),
+                     nxt_slot.eq(nxt_pad), nxt_addr.eq(base_of[t_next] + nxt_pad)]
+        beat_n = Mux(restart, restart_n, nxt_n)
+        beat_cnt = Mux(restart, max(restart_n, H), nxt_cnt)
+        restart_pad = restart_n - max(restart_n, H)
+        beat_slot0 = Mux(restart, C(restart_pad % (1 << len(nxt_slot)), len(nxt_slot)), nxt_slot)
+        beat_addr0 = Mux(restart, C(restart_pad % (1 << raw), raw), nxt_addr)
 
         # Issue stage: one cycle per key of the window, padded to H cycles.
         busy = Signal()
@@ -271,10 +296,12 @@ class SFSA(wiring.Component):
             m.d.sync += done.eq(done + 1)
         m.d.sync += room.eq((issued - done - delivered)[:len(issued)] < cap)
 
+        # The slot (n - cnt) and its cache address (base + slot) are counters of their own, so
+        # the cache's read address and its write-collision check come from flip-flops.
         key = Signal()
         slot = Signal(range(L))
-        m.d.comb += [key.eq(busy & (cnt <= n) & (n != 0)), slot.eq(n - cnt)]
-        m.d.comb += kv.r_addr.eq(base + slot)
+        raddr = Signal(raw)
+        m.d.comb += [key.eq(busy & (cnt <= n) & (n != 0)), kv.r_addr.eq(raddr)]
 
         payload_kv = Cat(Value.cast(self.i.payload.k), Value.cast(self.i.payload.v))
         if self.strict:
@@ -303,12 +330,14 @@ class SFSA(wiring.Component):
                      p0.end.eq(last_issue), p0.slot.eq(slot), p0.q.eq(cur.q),
                      p0.fresh.eq(cur.fresh), p0.first.eq(cur.first), p0.last.eq(cur.last)]
         with m.If(busy):
-            m.d.sync += [cnt.eq(cnt - 1), cnt_is_1.eq(cnt == 2)]
+            m.d.sync += [cnt.eq(cnt - 1), cnt_is_1.eq(cnt == 2),
+                         slot.eq(slot + 1), raddr.eq(raddr + 1)]
             with m.If(last_issue):
                 m.d.sync += busy.eq(0)
         with m.If(accept):
             m.d.sync += [
                 busy.eq(1), n.eq(beat_n), cnt.eq(beat_cnt), cnt_is_1.eq(0),
+                slot.eq(beat_slot0), raddr.eq(beat_addr0),
                 base.eq(base_of[beat_t]),
                 cur.q.eq(self.i.payload.q), cur.fresh.eq(beat_t == 0),
                 cur.first.eq(self.i.payload.first), cur.last.eq(self.i.payload.last),
@@ -380,20 +409,26 @@ class SFSA(wiring.Component):
         m.d.comb += [mem_wr.en.eq(p5.valid & p5.key), mem_wr.addr.eq(p5.slot),
                      mem_wr.data.u.eq(p5.u), mem_wr.data.a.eq(p5.a)]
 
-        # p5: O accumulated over the window; the step's total goes on at its last key. The
-        # attention spike and `end` reach every column: one copy of each per 8 columns. No
+        # p5: the attention spike and `end` fan out to every column: one register copy of each
+        # per 8 columns, loaded from p5's own flip-flops (a cycle of its own, so that the
+        # spike's adder and its route to the columns are not one path).
+        groups8 = -(-d // 8)
+        pa = stage("pa", v=d)
+        pa_a = replicated_register(m, platform, p5.a, groups8, name="pa_a")
+        pa_end = replicated_register(m, platform, p5.end, groups8, name="pa_end")
+        m.d.sync += follow(pa, p5) + [pa.v.eq(p5.v)]
+
+        # pa: O accumulated over the window; the step's total goes on at its last key. No
         # enable: outside a step's keys the spike is 0 (it needs `key`), and `end` comes only
         # with a valid beat, so the sum holds between keys by itself.
-        p5_a = replicated_register(m, platform, a, -(-d // 8), name="p5_a")
-        p5_end = replicated_register(m, platform, p4.end, -(-d // 8), name="p5_end")
         acc = Signal(data.ArrayLayout(cw, d))
         p6 = Signal(data.StructLayout({"valid": 1, "o": data.ArrayLayout(cw, d), "first": 1,
                                        "last": 1}))
-        m.d.sync += [p6.valid.eq(p5.valid & p5.end), p6.first.eq(p5.first),
-                     p6.last.eq(p5.last)]
+        m.d.sync += [p6.valid.eq(pa.valid & pa.end), p6.first.eq(pa.first),
+                     p6.last.eq(pa.last)]
         for c in range(d):
-            total = acc[c] + (p5_a[c // 8] & p5.v[c])
-            m.d.sync += [acc[c].eq(Mux(p5_end[c // 8], 0, total)), p6.o[c].eq(total)]
+            total = acc[c] + (pa_a[c // 8] & pa.v[c])
+            m.d.sync += [acc[c].eq(Mux(pa_end[c // 8], 0, total)), p6.o[c].eq(total)]
 
         # p6: the output neurons. Their state changes at most once per step (>= H cycles
         # apart), so leak, reset and the step's `fresh` choice are precomputed into registers
@@ -403,9 +438,8 @@ class SFSA(wiring.Component):
         so = Signal(d)
         opart = Signal(data.ArrayLayout(signed(ow + 1), d))
         omt = Signal(data.ArrayLayout(signed(ow + 2), d))
-        fresh = replicated_register(m, platform, p4.fresh, -(-d // 8), name="p5_fresh")
-        p6_valid = replicated_register(m, platform, p5.valid & p5.end, -(-d // 8),
-                                       name="p6_valid")
+        fresh = replicated_register(m, platform, p5.fresh, groups8, name="pa_fresh")
+        p6_valid = replicated_register(m, platform, pa.valid & pa.end, groups8, name="p6_valid")
         spike = Signal(d)
         for c in range(d):
             leak = _leak(self.out_beta, mo[c], F)

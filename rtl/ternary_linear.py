@@ -238,9 +238,10 @@ class TernaryLinear(wiring.Component):
         # is still at the memory output (see the docstring).
         m.d.comb += self.w.ready.eq(~busy & ~p1.valid)
         wcodes = [self.w.payload.w[l][j] for l in range(p) for j in range(k)]
-        # The illegal code 0b10 is stored as 0.
+        # The illegal code 0b10 is stored as 0: the high bit is kept only with the low one
+        # (plain gates, not a multiplexer to 0 that synthesis would make a synchronous reset).
         mem.write(m, self.w.payload.addr,
-                  Cat(Mux(_code(cd) == 0b10, 0, _code(cd)) for cd in wcodes),
+                  Cat(Cat(_code(cd)[0], _code(cd)[0] & _code(cd)[1]) for cd in wcodes),
                   self.w.valid & self.w.ready & (self.w.payload.addr < depth))
 
         with m.If(advance):

@@ -959,7 +959,7 @@ FORMAL: dict[str, FormalSpec] = {
                 "attn_beta": 2, "out_beta": 2},
                {"d": 1, "L": 2, "T": 1, "strict": True, "frac": 2, "attn_theta": 1,
                 "out_theta": 1, "attn_beta": 2, "out_beta": 2}],
-        mode="bmc", depth=14, bound=lambda core: core.capacity,
+        mode="bmc", depth=14, cover_depth=13, bound=lambda core: core.capacity,
         invariants=_sfsa_invariants),
     "lut_attention": FormalSpec(
         # w_width 3: no 2-bit signed output field that is not a ternary value.

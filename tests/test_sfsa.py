@@ -33,7 +33,7 @@ def test_init():
             "q": bits, "k": bits, "v": bits, "first": 1, "last": 1}))),
         "o": Out(stream.Signature(data.StructLayout({"s": bits, "first": 1, "last": 1}))),
     })
-    assert (dut.latency, dut.hazard_window) == (9, 2)
+    assert (dut.latency, dut.hazard_window) == (10, 2)
     assert (dut.attn_width, dut.out_width) == (5, 4)      # -2..8 and -1..6
     assert sfsa_widths(d=64, L=256, T=4, attn_theta=70, out_theta=9) == (10, 12)
     assert dut.params == BASE
@@ -235,6 +235,7 @@ def run_rtl(params, beats, seed, *, gap=0.3, stall=0.3):
     dict(BASE, L=1, T=3, attn_theta=1),
     dict(BASE, strict=True, L=4, T=2, attn_beta=4, out_beta=0),
     dict(BASE, strict=True, L=1, T=1, d=1, attn_theta=1),
+    dict(BASE, T=3, attn_theta=1, out_beta=1),
 ])
 def test_rtl_matches_golden(params):
     rng = np.random.default_rng(params["L"] + 10 * params["T"])

@@ -203,12 +203,21 @@ def _harvest_runtime(build_dir: Path, runtime: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _build_key(text: str, args, waves: bool) -> str:
+    """The cache key of a build: the Verilog, the flags, and the cocotb and Verilator in use,
+    by version and by location (the simulator binary loads cocotb's libraries from where they
+    were at build time, so a build made with another environment's cocotb must not be reused)."""
+    import cocotb
+    parts = [text, *args, cocotb.__version__, str(Path(cocotb.__file__).resolve().parent),
+             str(_verilator_include()), str(waves)]
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
 def _build(top: HarnessTop, *, waves: bool, progress) -> tuple[Path, float]:
     from cocotb_tools.runner import get_runner
-    import cocotb
     text = verilog.convert(top, name=TOPLEVEL, emit_src=False)
     args = list(VERILATOR_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
-    key = hashlib.sha256("\0".join([text, *args, cocotb.__version__, str(waves)]).encode()).hexdigest()[:16]
+    key = _build_key(text, args, waves)
     build_dir = cache_dir() / "verilator" / f"{type(top.core).__name__.lower()}-{key}"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     lock_path = build_dir.with_suffix(".lock")

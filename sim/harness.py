@@ -27,8 +27,8 @@ from amaranth.lib.wiring import In, Out
 
 from .payload import Codec
 
-__all__ = ["HarnessTop", "RTLResult", "SimError", "cache_dir", "run_rtl", "stream_ports",
-           "verilator_env"]
+__all__ = ["HarnessTop", "RTLResult", "SimError", "build_key", "cache_dir", "run_rtl",
+           "stream_ports", "verilator_env"]
 
 # Amaranth's Verilog widens and truncates freely; these lints are noise for generated code.
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL",
@@ -203,7 +203,7 @@ def _harvest_runtime(build_dir: Path, runtime: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _build_key(text: str, args, waves: bool) -> str:
+def build_key(text: str, args, waves: bool) -> str:
     """The cache key of a build: the Verilog, the flags, and the cocotb and Verilator in use,
     by version and by location (the simulator binary loads cocotb's libraries from where they
     were at build time, so a build made with another environment's cocotb must not be reused)."""
@@ -217,7 +217,7 @@ def _build(top: HarnessTop, *, waves: bool, progress) -> tuple[Path, float]:
     from cocotb_tools.runner import get_runner
     text = verilog.convert(top, name=TOPLEVEL, emit_src=False)
     args = list(VERILATOR_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
-    key = _build_key(text, args, waves)
+    key = build_key(text, args, waves)
     build_dir = cache_dir() / "verilator" / f"{type(top.core).__name__.lower()}-{key}"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     lock_path = build_dir.with_suffix(".lock")

@@ -22,7 +22,6 @@ with it), so an idle host costs no CPU. Closing the socket ends the simulation.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import select
@@ -80,10 +79,9 @@ def _verilog(top, mode):
 
 def _build(text, tag, *, waves, progress):
     from cocotb_tools.runner import get_runner
-    import cocotb
-    from .harness import VERILATOR_ARGS, SimError, cache_dir, verilator_env
+    from .harness import VERILATOR_ARGS, SimError, build_key, cache_dir, verilator_env
     args = list(VERILATOR_ARGS) + (["--trace-fst", "--trace-structs"] if waves else [])
-    key = hashlib.sha256("\0".join([text, *args, cocotb.__version__]).encode()).hexdigest()[:16]
+    key = build_key(text, args, waves)
     build_dir = cache_dir() / "verilator" / f"{tag}-{key}"
     build_dir.parent.mkdir(parents=True, exist_ok=True)
     with open(build_dir.with_suffix(".lock"), "w") as lock:

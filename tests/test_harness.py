@@ -105,15 +105,15 @@ def test_bench_phases_run_in_order():
     assert res.outputs["o"] == want
 
 
-def test_build_key_follows_the_cocotb_install(monkeypatch):
+def testbuild_key_follows_the_cocotb_install(monkeypatch):
     """A cached simulator loads cocotb's libraries from where they were at build time, so a
     cocotb installed elsewhere (another environment) must get a build of its own."""
     import cocotb
 
     from spikeforge.sim import harness
-    key = harness._build_key("module t; endmodule", ["-O2"], False)
-    assert key == harness._build_key("module t; endmodule", ["-O2"], False)
-    assert key != harness._build_key("module t; endmodule", ["-O2"], True)
-    assert key != harness._build_key("module u; endmodule", ["-O2"], False)
+    key = harness.build_key("module t; endmodule", ["-O2"], False)
+    assert key == harness.build_key("module t; endmodule", ["-O2"], False)
+    assert key != harness.build_key("module t; endmodule", ["-O2"], True)
+    assert key != harness.build_key("module u; endmodule", ["-O2"], False)
     monkeypatch.setattr(cocotb, "__file__", "/elsewhere/site-packages/cocotb/__init__.py")
-    assert key != harness._build_key("module t; endmodule", ["-O2"], False)
+    assert key != harness.build_key("module t; endmodule", ["-O2"], False)
